@@ -1,0 +1,195 @@
+//! `brr-machine-limits`: what one core of this machine can do for each stage of brr's data path.
+//!
+//! ```text
+//! brr-machine-limits [--mib N] [--runs N] [--json] [--json-out FILE]
+//! ```
+//!
+//! Each stage runs single-threaded over an in-memory buffer (default 256 MiB), once to warm up
+//! and then `--runs` times (default 3); the table shows the median in MB/s (10^6 bytes of input
+//! per second). These are ceilings: a backup of B bytes that passes every byte through stages
+//! with rates r1, r2, … needs at least B/r1 + B/r2 + … seconds of CPU, divided by the cores.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use brr_bench::{
+    StageResult, bench_aes_gcm_open, bench_aes_gcm_seal, bench_blake3_keyed, bench_fastcdc,
+    bench_memcpy, bench_zstd_compress, bench_zstd_decompress, random_bytes, text_like,
+};
+
+struct Args {
+    mib: usize,
+    runs: usize,
+    json: bool,
+    json_out: Option<String>,
+}
+
+fn usage() -> &'static str {
+    "usage: brr-machine-limits [--mib N] [--runs N] [--json] [--json-out FILE]\n\
+     \n\
+     Measures single-core throughput of brr's data-path stages (AES-256-GCM via aws-lc-rs,\n\
+     keyed BLAKE3, FastCDC 2020 512K/1M/8M, zstd 1 and 3, zstd decompress, memcpy).\n\
+     --mib N        buffer size per stage in MiB (default 256)\n\
+     --runs N       measured runs per stage, median reported (default 3)\n\
+     --json         print JSON instead of the Markdown table\n\
+     --json-out F   also write the JSON to file F\n"
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        mib: 256,
+        runs: 3,
+        json: false,
+        json_out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--mib" => {
+                a.mib = value("--mib")?.parse().map_err(|e| format!("--mib: {e}"))?;
+            }
+            "--runs" => {
+                a.runs = value("--runs")?
+                    .parse()
+                    .map_err(|e| format!("--runs: {e}"))?;
+            }
+            "--json" => a.json = true,
+            "--json-out" => a.json_out = Some(value("--json-out")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.mib == 0 || a.runs == 0 {
+        return Err("--mib and --runs must be at least 1".into());
+    }
+    Ok(a)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("brr-machine-limits: {e}");
+            }
+            eprint!("{}", usage());
+            return if e.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    let len = args.mib << 20;
+    let runs = args.runs;
+    eprintln!(
+        "brr-machine-limits: generating {} MiB of text-like and random data",
+        args.mib
+    );
+    let text = text_like(len, 20_261_123);
+    let rand = random_bytes(len, 20_261_124);
+
+    let mut results: Vec<StageResult> = Vec::new();
+    let mut step = |r: StageResult| {
+        eprintln!("  {:<42} {:>9.0} MB/s", r.name, r.median_mb_s());
+        results.push(r);
+    };
+    step(bench_memcpy(&rand, runs));
+    step(bench_blake3_keyed(&rand, runs));
+    step(bench_fastcdc(&rand, runs));
+    step(bench_aes_gcm_seal(&rand, runs));
+    step(bench_aes_gcm_open(&rand, runs));
+    step(bench_zstd_compress(&text, 1, "text-like", runs));
+    step(bench_zstd_compress(&text, 3, "text-like", runs));
+    step(bench_zstd_compress(&rand, 1, "random", runs));
+    step(bench_zstd_compress(&rand, 3, "random", runs));
+    step(bench_zstd_decompress(&text, 1, "text-like", runs));
+    step(bench_zstd_decompress(&text, 3, "text-like", runs));
+
+    let json = serde_json::json!({
+        "cpu": cpu_model(),
+        "threads": 1,
+        "buffer_mib": args.mib,
+        "runs": runs,
+        "unit": "MB/s of input (10^6 bytes per second), median of runs",
+        "stages": results.iter().map(StageResult::to_json).collect::<Vec<_>>(),
+    });
+    let json_text = match serde_json::to_string_pretty(&json) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("brr-machine-limits: JSON: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.json_out
+        && let Err(e) = std::fs::write(path, format!("{json_text}\n"))
+    {
+        eprintln!("brr-machine-limits: writing {path}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{json_text}")
+    } else {
+        write_table(&mut out, &results, runs, args.mib)
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brr-machine-limits: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_table(
+    out: &mut impl Write,
+    results: &[StageResult],
+    runs: usize,
+    mib: usize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Single core, {mib} MiB per stage, median of {runs} runs (MB/s = 10^6 bytes of input per second).\n"
+    )?;
+    writeln!(
+        out,
+        "| stage | crate | MB/s per core | runs (MB/s) | output/input |"
+    )?;
+    writeln!(out, "|---|---|---:|---|---:|")?;
+    for r in results {
+        let runs_txt = r
+            .runs_mb_s
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let ratio = r
+            .ratio
+            .map(|x| format!("{x:.3}"))
+            .unwrap_or_else(|| "–".into());
+        writeln!(
+            out,
+            "| {} | {} | {:.0} | {} | {} |",
+            r.name,
+            r.krate,
+            r.median_mb_s(),
+            runs_txt,
+            ratio
+        )?;
+    }
+    Ok(())
+}
