@@ -1,0 +1,100 @@
+//! Errors of the brrd service.
+//!
+//! Policy: every fallible function of this crate returns [`Error`]. Each variant has a stable code
+//! ([`Error::code`]) that clients may match on and that docs/platform.md lists; the HTTP layer maps
+//! variants to status codes in exactly one place (`http::error`). Messages never contain secrets,
+//! passwords, tokens or PINs. Internal causes (database, I/O) are logged by the HTTP layer and shown to
+//! clients only as `internal`.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in brrd.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or a field is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Wrong e-mail or password (deliberately not saying which).
+    #[error("invalid e-mail or password")]
+    InvalidCredentials,
+    /// A token is missing, malformed, expired or revoked.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Too many failed logins for this account.
+    #[error("too many failed logins: this account is locked for {minutes} more minute(s)")]
+    Locked {
+        /// Minutes until the lock ends (rounded up).
+        minutes: i64,
+    },
+    /// Too many failed attempts from this address.
+    #[error("too many failed attempts from your address: try again in {minutes} minute(s)")]
+    Throttled {
+        /// Minutes until attempts are accepted again (rounded up).
+        minutes: i64,
+    },
+    /// Authenticated, but the role does not allow it.
+    #[error("your role does not allow this")]
+    Forbidden,
+    /// No such resource, or not visible to the caller (cross-company access looks like absence).
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The PIN or setup code is wrong, expired, used or out of attempts.
+    #[error("the code is wrong, expired or used up; request a new one")]
+    BadCode,
+    /// The password does not meet the policy.
+    #[error("password rejected: {0}")]
+    WeakPassword(String),
+    /// Self-registration is disabled and no invitation exists.
+    #[error("registration requires an invitation")]
+    RegistrationClosed,
+    /// Configuration error (start-up only).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Database failure.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migration failure.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// File system failure.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Any other internal failure (crypto, mail transport, TLS set-up).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "request.invalid",
+            Error::InvalidCredentials => "auth.invalid_credentials",
+            Error::Unauthenticated => "auth.required",
+            Error::Locked { .. } => "auth.locked",
+            Error::Throttled { .. } => "auth.throttled",
+            Error::Forbidden => "access.forbidden",
+            Error::NotFound => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::BadCode => "auth.bad_code",
+            Error::WeakPassword(_) => "auth.weak_password",
+            Error::RegistrationClosed => "auth.registration_closed",
+            Error::Config(_) => "config",
+            Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        Error::Internal(msg.to_string())
+    }
+}

@@ -1,0 +1,118 @@
+//! The one mapping from domain errors to HTTP status and the JSON envelope, plus extractors whose
+//! rejections use the same envelope (malformed JSON, unknown fields, oversized bodies and bad UUIDs are
+//! all `4xx` with `{ "error": { "code", "message" } }`).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use brr_api::{ApiError, ErrorBody};
+
+use crate::error::Error;
+
+/// A response-ready error.
+#[derive(Debug)]
+pub struct HttpError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after_secs: Option<i64>,
+}
+
+impl HttpError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn request(status: StatusCode, message: String) -> Self {
+        HttpError { status, code: "request.invalid", message, retry_after_secs: None }
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Invalid(_) | Error::BadCode | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidCredentials | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Locked { .. } | Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Forbidden | Error::RegistrationClosed => StatusCode::FORBIDDEN,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let retry_after_secs = match &e {
+            Error::Locked { minutes } | Error::Throttled { minutes } => Some(minutes * 60),
+            _ => None,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+            "internal error".to_string()
+        } else {
+            e.to_string()
+        };
+        HttpError { status, code: e.code(), message, retry_after_secs }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ApiError { code: self.code.to_string(), message: self.message } };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"brrd\""));
+        }
+        resp
+    }
+}
+
+impl From<JsonRejection> for HttpError {
+    fn from(r: JsonRejection) -> Self {
+        HttpError::request(r.status(), r.body_text())
+    }
+}
+
+impl From<PathRejection> for HttpError {
+    fn from(r: PathRejection) -> Self {
+        // Bad UUIDs and other unparseable path segments are client errors.
+        HttpError::request(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for HttpError {
+    fn from(r: QueryRejection) -> Self {
+        HttpError::request(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+/// `axum::Json` with JSON errors.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(HttpError))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path` with JSON errors.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(HttpError))]
+pub struct Path<T>(pub T);
+
+/// `axum::extract::Query` with JSON errors.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(HttpError))]
+pub struct Query<T>(pub T);
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, HttpError>;

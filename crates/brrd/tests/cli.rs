@@ -1,0 +1,88 @@
+//! The `brrd` binary end to end: serve, bootstrap, audit verify.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn brrd(data: &std::path::Path) -> Command {
+    let mut c = Command::cargo_bin("brrd").unwrap();
+    c.arg("--data").arg(data).env("RUST_LOG", "warn");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BRRD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn serve_bootstrap_and_audit_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+
+    // serve: comes up with no set-up, generates its certificate, answers health checks.
+    let mut child = brrd(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut ops = None;
+    for _ in 0..200 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("brrd: https://") {
+            ops = rest.split("ops http://").nth(1).map(|s| s.trim_end_matches([')', '\n']).to_string());
+            break;
+        }
+    }
+    let ops = ops.expect("brrd serve did not report its listeners");
+    let mut s = std::net::TcpStream::connect(&ops).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(data.join("tls/cert.pem").exists() && data.join("keys/jwt-ed25519.pk8").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // bootstrap: once.
+    let out = brrd(data).args(["admin", "bootstrap", "--email", "root@provider.example"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("setup code for root@provider.example: "));
+    let again = brrd(data).args(["admin", "bootstrap", "--email", "other@provider.example"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("error[conflict]"));
+    let staff = brrd(data)
+        .args(["admin", "add-staff", "--email", "so@provider.example", "--role", "security_officer"])
+        .output()
+        .unwrap();
+    assert!(staff.status.success());
+
+    // audit verify: clean, then tampered.
+    let ok = brrd(data).args(["audit", "verify"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", data.join("brrd.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'system' WHERE seq = 1").execute(&mut conn).await.unwrap();
+    });
+    let bad = brrd(data).args(["audit", "verify"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("entry 1: content was altered"));
+}
+
+#[test]
+fn bad_configuration_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = brrd(dir.path()).env("BRRD_PIN_TTL_SECS", "3600").args(["audit", "verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[config]"));
+}
