@@ -27,7 +27,10 @@
 #   7. check with full data read of repository 1, N times.
 # Every stage is timed with /usr/bin/time -f '%e %M' (wall seconds, peak RSS). Caches cannot be
 # dropped here (no root over the host's page cache), so the corpus is read once before the first
-# stage and after the mutation and every stage runs on a warm page cache.
+# stage and after the mutation and every stage runs on a warm page cache. Each restored tree is
+# deleted right after its check, before its dirty pages are written back, so one restore's
+# write-back does not slow the next (no `sync` there: it would wait for every other process's
+# writes on this shared machine).
 #
 # Output: a Markdown report on stdout and in bench/results/<date>-<host>.md, and the same data as
 # JSON in bench/results/<date>-<host>.json. Raw measurements stay in bench/work/.
@@ -280,7 +283,9 @@ sync
 warm "$CORPUS"
 if [ "$LIMITS_MIB" != 0 ]; then
     log "measuring the single-core data-path floor over the corpus (zstd $ZSTD_LEVEL)"
+    rm -rf "$WORK/floor-write"
     "$BIN/brr-machine-limits" --corpus "$CORPUS" --skip-stages --zstd-level "$ZSTD_LEVEL" --runs 3 \
+        --write-to "$WORK/floor-write" \
         --json-out "$WORK/pipeline.json" >"$WORK/pipeline.md" 2>>"$LOGS/limits.log" \
         || die "brr-machine-limits --corpus failed (see $LOGS/limits.log)"
 fi
@@ -334,7 +339,6 @@ for ((r = 1; r <= RUNS; r++)); do
         target=$RESTORES/$tool
         rm -rf "$target"
         mkdir -p "$target"
-        sync
         cmd_restore "$tool" "$(repo_of "$tool" 1)" "$target" b3
         measure "$tool" restore "$r" "$target" -- "${CMD[@]}"
         verify_restore "$tool" "$r" "$target"

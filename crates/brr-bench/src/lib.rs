@@ -361,6 +361,10 @@ pub struct PipelineResult {
     /// Seconds: copying every referenced chunk (all `bytes`) into an output buffer, standing in
     /// for the copy into the page cache that writing the restored files costs.
     pub write_copy_s: f64,
+    /// Seconds: creating every directory and file of the tree again under a scratch directory and
+    /// writing its content (no fsync) — what the file system costs a restore. `None` when not
+    /// measured (no `write_to` directory given).
+    pub write_files_s: Option<f64>,
 }
 
 impl PipelineResult {
@@ -369,10 +373,14 @@ impl PipelineResult {
         self.walk_s + self.read_s + self.chunk_s + self.hash_s + self.compress_s + self.encrypt_s
     }
 
-    /// One core's CPU floor for a full restore: decrypt + decompress + verify of distinct chunks,
-    /// plus one copy of every byte written.
+    /// One core's floor for a full restore: decrypt + decompress + verify of distinct chunks, plus
+    /// writing the files (measured through the file system when available, else one copy of every
+    /// byte).
     pub fn restore_s(&self) -> f64 {
-        self.decrypt_s + self.decompress_s + self.verify_s + self.write_copy_s
+        self.decrypt_s
+            + self.decompress_s
+            + self.verify_s
+            + self.write_files_s.unwrap_or(self.write_copy_s)
     }
 
     /// One core's CPU floor for a check that reads all data: decrypt + decompress + verify.
@@ -403,6 +411,7 @@ impl PipelineResult {
                 "decompress": r3(self.decompress_s),
                 "verify": r3(self.verify_s),
                 "write_copy": r3(self.write_copy_s),
+                "write_files": self.write_files_s.map(r3),
                 "backup_total": r3(self.backup_s()),
                 "restore_total": r3(self.restore_s()),
                 "check_total": r3(self.check_s()),
@@ -446,11 +455,16 @@ struct StoredChunk {
 /// (512 KiB / 1 MiB / 8 MiB), keyed BLAKE3 per chunk, deduplication, zstd at `zstd_level` per
 /// distinct chunk (kept raw when it saves less than 1/32, as brr does), AES-256-GCM; then the way
 /// back for every distinct chunk (decrypt, decompress, verify) and a copy of every byte restored.
+/// With `write_to`, the tree's files are also written again under that (empty, scratch) directory.
 /// Each stage is timed on its own; the sums are the CPU a perfect implementation needs on one core.
 ///
 /// # Errors
 /// I/O errors from walking or reading the tree, and compression or AEAD errors (not expected).
-pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<PipelineResult, String> {
+pub fn corpus_pipeline(
+    dir: &std::path::Path,
+    zstd_level: i32,
+    write_to: Option<&std::path::Path>,
+) -> Result<PipelineResult, String> {
     let io = |e: std::io::Error| format!("{}: {e}", dir.display());
     let mut r = PipelineResult {
         zstd_level,
@@ -470,7 +484,7 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
     let mut seen = std::collections::HashMap::<blake3::Hash, usize>::new();
     let mut stored: Vec<StoredChunk> = Vec::new();
     // Every chunk reference in file order, as an index into `stored` (for the restore copy).
-    let mut refs: Vec<usize> = Vec::new();
+    let mut refs: Vec<Vec<usize>> = Vec::with_capacity(files.len());
 
     for path in &files {
         let t = Instant::now();
@@ -488,6 +502,7 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
         };
         r.chunk_s += t.elapsed().as_secs_f64();
 
+        let mut file_refs = Vec::with_capacity(cuts.len());
         for (off, len) in cuts {
             let chunk = &data[off..off + len];
             r.chunks += 1;
@@ -495,7 +510,7 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
             let id = blake3::keyed_hash(&id_key, chunk);
             r.hash_s += t.elapsed().as_secs_f64();
             if let Some(&i) = seen.get(&id) {
-                refs.push(i);
+                file_refs.push(i);
                 continue;
             }
             r.unique_chunks += 1;
@@ -522,7 +537,7 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
             r.stored_bytes += payload.len() as u64;
 
             seen.insert(id, stored.len());
-            refs.push(stored.len());
+            file_refs.push(stored.len());
             stored.push(StoredChunk {
                 id,
                 compressed,
@@ -531,6 +546,7 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
                 tag: tag.as_ref().to_vec(),
             });
         }
+        refs.push(file_refs);
     }
 
     // The way back: every distinct chunk once, into reused buffers (as a restorer would).
@@ -571,12 +587,32 @@ pub fn corpus_pipeline(dir: &std::path::Path, zstd_level: i32) -> Result<Pipelin
     // Writing the files: one copy of every referenced chunk.
     let mut out = vec![0u8; CDC_MAX];
     let t = Instant::now();
-    for &i in &refs {
+    for &i in refs.iter().flatten() {
         let c = &decoded[i];
         out[..c.len()].copy_from_slice(c);
         black_box(&out);
     }
     r.write_copy_s = t.elapsed().as_secs_f64();
+
+    // And through the file system, when asked: the same tree under `write_to`.
+    if let Some(dst) = write_to {
+        let t = Instant::now();
+        for (path, file_refs) in files.iter().zip(&refs) {
+            let rel = path.strip_prefix(dir).map_err(|e| e.to_string())?;
+            let target = dst.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            let mut f =
+                std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            for &i in file_refs {
+                std::io::Write::write_all(&mut f, &decoded[i])
+                    .map_err(|e| format!("{}: {e}", target.display()))?;
+            }
+        }
+        r.write_files_s = Some(t.elapsed().as_secs_f64());
+    }
     Ok(r)
 }
 
@@ -645,8 +681,15 @@ mod tests {
         std::fs::write(dir.join("sub/b.txt"), &text).expect("write");
         std::fs::write(dir.join("sub/c.bin"), random_bytes(100_000, 12)).expect("write");
         std::fs::write(dir.join("empty"), b"").expect("write");
-        let r = corpus_pipeline(&dir, 3).expect("pipeline");
+        let out =
+            std::env::temp_dir().join(format!("brr-bench-pipeline-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let r = corpus_pipeline(&dir, 3, Some(&out)).expect("pipeline");
+        let written = std::fs::read(out.join("sub/b.txt")).expect("written file");
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&out);
+        assert!(written == text, "the file written back equals the original");
+        assert!(r.write_files_s.is_some());
         assert_eq!(r.files, 4);
         assert_eq!(r.other_entries, 1);
         assert_eq!(r.bytes, 2 * text.len() as u64 + 100_000);

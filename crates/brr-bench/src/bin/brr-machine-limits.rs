@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! brr-machine-limits [--mib N] [--runs N] [--json] [--json-out FILE]
-//!                    [--corpus DIR [--zstd-level N] [--skip-stages]]
+//!                    [--corpus DIR [--zstd-level N] [--skip-stages] [--write-to DIR]]
 //! ```
 //!
 //! Each stage runs single-threaded over an in-memory buffer (default 256 MiB), once to warm up
@@ -31,11 +31,12 @@ struct Args {
     corpus: Option<String>,
     zstd_level: i32,
     skip_stages: bool,
+    write_to: Option<String>,
 }
 
 fn usage() -> &'static str {
     "usage: brr-machine-limits [--mib N] [--runs N] [--json] [--json-out FILE]\n\
-     \x20                         [--corpus DIR [--zstd-level N] [--skip-stages]]\n\
+     \x20                         [--corpus DIR [--zstd-level N] [--skip-stages] [--write-to DIR]]\n\
      \n\
      Measures single-core throughput of brr's data-path stages (AES-256-GCM via aws-lc-rs,\n\
      keyed BLAKE3, FastCDC 2020 512K/1M/8M, zstd 1 and 3, zstd decompress, memcpy).\n\
@@ -45,7 +46,9 @@ fn usage() -> &'static str {
      --json-out F   also write the JSON to file F\n\
      --corpus DIR   also run the whole data path single-threaded over DIR (CPU floor per stage)\n\
      --zstd-level N zstd level for --corpus (default 3, brr's default compression)\n\
-     --skip-stages  with --corpus: skip the per-stage buffer measurements\n"
+     --skip-stages  with --corpus: skip the per-stage buffer measurements\n\
+     --write-to DIR with --corpus: also write the tree back under DIR (must not exist; removed\n\
+     \x20              after each run) to measure what the file system costs a restore\n"
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         corpus: None,
         zstd_level: 3,
         skip_stages: false,
+        write_to: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--zstd-level: {e}"))?;
             }
             "--skip-stages" => a.skip_stages = true,
+            "--write-to" => a.write_to = Some(value("--write-to")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -145,7 +150,7 @@ fn main() -> ExitCode {
 
     let pipeline = match &args.corpus {
         None => None,
-        Some(dir) => match run_pipeline(dir, args.zstd_level, runs) {
+        Some(dir) => match run_pipeline(dir, args.zstd_level, runs, args.write_to.as_deref()) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("brr-machine-limits: --corpus {dir}: {e}");
@@ -241,14 +246,29 @@ fn write_table(
 }
 
 /// Runs the corpus pipeline `runs` times and keeps the run with the median backup time.
-fn run_pipeline(dir: &str, level: i32, runs: usize) -> Result<PipelineResult, String> {
+fn run_pipeline(
+    dir: &str,
+    level: i32,
+    runs: usize,
+    write_to: Option<&str>,
+) -> Result<PipelineResult, String> {
     let mut all = Vec::with_capacity(runs);
     for i in 0..runs {
         eprintln!(
             "brr-machine-limits: data path over {dir}, run {}/{runs}",
             i + 1
         );
-        all.push(corpus_pipeline(std::path::Path::new(dir), level)?);
+        let out = write_to.map(std::path::Path::new);
+        if let Some(o) = out
+            && o.exists()
+        {
+            return Err(format!("--write-to {}: already exists", o.display()));
+        }
+        let result = corpus_pipeline(std::path::Path::new(dir), level, out);
+        if let Some(o) = out {
+            let _ = std::fs::remove_dir_all(o);
+        }
+        all.push(result?);
     }
     all.sort_by(|a, b| a.backup_s().total_cmp(&b.backup_s()));
     let mid = all.len() / 2;
@@ -272,7 +292,7 @@ fn write_pipeline(out: &mut impl Write, p: &PipelineResult) -> std::io::Result<(
     )?;
     writeln!(out, "| stage | seconds, one core | MB/s over its input |")?;
     writeln!(out, "|---|---:|---:|")?;
-    let rows: [(&str, f64, u64); 10] = [
+    let rows: [(&str, f64, u64); 11] = [
         ("walk + lstat", p.walk_s, 0),
         ("read (page cache)", p.read_s, p.bytes),
         ("FastCDC chunking", p.chunk_s, p.bytes),
@@ -287,8 +307,16 @@ fn write_pipeline(out: &mut impl Write, p: &PipelineResult) -> std::io::Result<(
         ("zstd decompress", p.decompress_s, 0),
         ("keyed BLAKE3 verify", p.verify_s, p.unique_bytes),
         ("copy out every restored byte", p.write_copy_s, p.bytes),
+        (
+            "write the files (create + write, no fsync)",
+            p.write_files_s.unwrap_or(f64::NAN),
+            p.bytes,
+        ),
     ];
     for (name, secs, bytes) in rows {
+        if secs.is_nan() {
+            continue;
+        }
         let rate = if bytes > 0 && secs > 0.0 {
             format!("{:.0}", bytes as f64 / secs / 1e6)
         } else {
@@ -304,7 +332,7 @@ fn write_pipeline(out: &mut impl Write, p: &PipelineResult) -> std::io::Result<(
     )?;
     writeln!(
         out,
-        "| **restore floor** (decrypt … copy out) | **{:.2}** (÷2 cores: {:.2}) | |",
+        "| **restore floor** (decrypt, decompress, verify, write) | **{:.2}** (÷2 cores: {:.2}) | |",
         p.restore_s(),
         p.restore_s() / 2.0
     )?;
