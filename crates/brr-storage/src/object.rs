@@ -1,0 +1,462 @@
+//! [`OpendalBackend`]: object storage (S3-compatible, or memory for tests) through an `opendal::Operator`.
+//!
+//! The [`Backend`] trait is synchronous; this backend owns a small multi-threaded tokio runtime (two
+//! worker threads that drive network I/O) and runs each operation with `block_on` on the calling thread.
+//! Any number of std threads may call it at once. It must **not** be called from inside an async context
+//! (a tokio task): there it returns a [`StorageError::Backend`] instead of blocking the executor; async
+//! callers wrap calls in `tokio::task::spawn_blocking`.
+//!
+//! An S3 PUT is atomic per object and acknowledged only once stored, so [`Backend::write`] is a single
+//! PUT: readers see the old object or the new one, never a part, and an interrupted upload leaves nothing.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use opendal::{ErrorKind, Operator};
+
+use crate::error::one_line;
+use crate::{Backend, CONFIG_NAME, FileInfo, FileKind, StorageError, relative_path, validate_name};
+
+/// How long one operation may take before it fails as [`StorageError::Unavailable`], unless changed with
+/// [`OpendalBackend::with_timeout`]. Generous, so that a 32 MiB pack still uploads over a slow uplink.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Where and how to reach an S3-compatible bucket. Requests use path-style addressing
+/// (`https://endpoint/bucket/key`), which every S3-compatible server supports.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// Base URL of the service, e.g. `https://s3.example.net` or `http://127.0.0.1:3900`.
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region for request signing (`garage` for a default Garage, `us-east-1` for MinIO and many others).
+    pub region: String,
+    /// Folder inside the bucket that holds the repository (`""` for the bucket root), e.g. `repos/alpha`.
+    pub prefix: String,
+    /// Access key ID.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// The prefix without leading or trailing `/`.
+    fn clean_prefix(&self) -> &str {
+        self.prefix.trim_matches('/')
+    }
+
+    /// `s3:<endpoint>/<bucket>/<prefix>`, the form [`open_url`](crate::open_url) accepts.
+    fn location(&self) -> String {
+        let mut s = format!("s3:{}/{}", self.endpoint.trim_end_matches('/'), self.bucket);
+        if !self.clean_prefix().is_empty() {
+            s.push('/');
+            s.push_str(self.clean_prefix());
+        }
+        s
+    }
+}
+
+/// A repository in an object store reached through `opendal`. See the module docs for threading rules.
+pub struct OpendalBackend {
+    op: Operator,
+    location: String,
+    timeout: Duration,
+    /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for OpendalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpendalBackend")
+            .field("location", &self.location)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for OpendalBackend {
+    fn drop(&mut self) {
+        // A plain drop blocks until the workers stop and panics inside an async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl OpendalBackend {
+    /// A new, empty repository in process memory; everything is lost when the backend is dropped.
+    /// For tests.
+    pub fn memory() -> Result<Self, StorageError> {
+        let op = Operator::new(opendal::services::Memory::default()).map_err(|e| {
+            StorageError::Backend {
+                op: "set up memory storage",
+                detail: one_line(e),
+            }
+        })?;
+        Self::from_operator(op, "memory:".to_owned())
+    }
+
+    /// A repository in an S3-compatible bucket. Does no I/O: a wrong endpoint or bad credentials show up
+    /// on the first operation. Credentials come only from `config` (no `~/.aws` files, no instance
+    /// metadata).
+    pub fn s3(config: S3Config) -> Result<Self, StorageError> {
+        let location = config.location();
+        let invalid = |reason: &str| StorageError::InvalidLocation {
+            location: location.clone(),
+            reason: reason.to_owned(),
+        };
+        if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
+            return Err(invalid("the endpoint must start with http:// or https://"));
+        }
+        if config.bucket.is_empty() || config.bucket.contains('/') {
+            return Err(invalid(
+                "the bucket name must be non-empty and contain no '/'",
+            ));
+        }
+        if config.access_key_id.is_empty() || config.secret_access_key.is_empty() {
+            return Err(invalid(
+                "an access key ID and a secret access key are required",
+            ));
+        }
+        // Registers the HTTP transport (reqwest with rustls) that the S3 service sends requests through.
+        opendal::install_default();
+        let root = format!("/{}", config.clean_prefix());
+        let builder = opendal::services::S3::default()
+            .endpoint(config.endpoint.trim_end_matches('/'))
+            .bucket(&config.bucket)
+            .region(&config.region)
+            .root(&root)
+            .access_key_id(&config.access_key_id)
+            .secret_access_key(&config.secret_access_key)
+            .disable_config_load();
+        let op = Operator::new(builder).map_err(|e| StorageError::InvalidLocation {
+            location: location.clone(),
+            reason: one_line(e),
+        })?;
+        Self::from_operator(op, location)
+    }
+
+    /// A backend over any `opendal` operator (whose root is the repository root), shown as `location`.
+    pub fn from_operator(op: Operator, location: String) -> Result<Self, StorageError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("brr-storage-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Io {
+                op: "start the I/O runtime for",
+                path: location.clone(),
+                source: e,
+            })?;
+        Ok(OpendalBackend {
+            op,
+            location,
+            timeout: DEFAULT_TIMEOUT,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Fail operations that take longer than `timeout` with [`StorageError::Unavailable`] (default
+    /// [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Run `fut` to completion on the calling thread. The outer error is about running at all (async
+    /// context, timeout); the inner result is the operation's.
+    fn run<T>(
+        &self,
+        op: &'static str,
+        fut: impl IntoFuture<Output = opendal::Result<T>>,
+    ) -> Result<opendal::Result<T>, StorageError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(StorageError::Backend {
+                op,
+                detail: "the storage backend was called from inside an async task; \
+                         call it through tokio::task::spawn_blocking"
+                    .to_owned(),
+            });
+        }
+        let Some(runtime) = &self.runtime else {
+            return Err(StorageError::Backend {
+                op,
+                detail: "the backend is shutting down".to_owned(),
+            });
+        };
+        let timeout = self.timeout;
+        runtime
+            .block_on(async move { tokio::time::timeout(timeout, fut.into_future()).await })
+            .map_err(|_| StorageError::Unavailable {
+                op,
+                detail: format!("no answer from {} within {timeout:?}", self.location),
+            })
+    }
+
+    fn stat(&self, kind: FileKind, name: &str, path: &str) -> Result<u64, StorageError> {
+        match self.run("stat", self.op.stat(path))? {
+            Ok(meta) if meta.is_dir() => Err(StorageError::NotFound {
+                kind,
+                name: name.to_owned(),
+            }),
+            Ok(meta) => Ok(meta.content_length()),
+            Err(e) => Err(map_err("stat", kind, name, e)),
+        }
+    }
+
+    fn folder_prefix(kind: FileKind) -> String {
+        match kind.folder() {
+            Some(folder) => format!("{folder}/"),
+            None => String::new(),
+        }
+    }
+}
+
+/// Translate an opendal error about one file.
+fn map_err(op: &'static str, kind: FileKind, name: &str, e: opendal::Error) -> StorageError {
+    match e.kind() {
+        ErrorKind::NotFound => StorageError::NotFound {
+            kind,
+            name: name.to_owned(),
+        },
+        _ => map_service_err(op, e),
+    }
+}
+
+/// Translate an opendal error that is not about a missing file.
+fn map_service_err(op: &'static str, e: opendal::Error) -> StorageError {
+    if e.kind() == ErrorKind::RateLimited || e.is_temporary() {
+        StorageError::Unavailable {
+            op,
+            detail: one_line(e),
+        }
+    } else {
+        StorageError::Backend {
+            op,
+            detail: one_line(e),
+        }
+    }
+}
+
+impl Backend for OpendalBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn create(&self) -> Result<(), StorageError> {
+        // Object stores have no folders to prepare; only refuse to overwrite an existing repository.
+        // This check and a concurrent `create` can race: object stores such as Garage offer no
+        // create-if-absent, so two simultaneous inits of one location cannot both be detected here.
+        match self.size(FileKind::Config, CONFIG_NAME) {
+            Ok(_) => Err(StorageError::AlreadyExists {
+                location: self.location(),
+            }),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, StorageError> {
+        let path = relative_path(kind, name)?;
+        match self.run("read", self.op.read(&path))? {
+            Ok(buf) => Ok(buf.to_vec()),
+            Err(e) => Err(map_err("read", kind, name, e)),
+        }
+    }
+
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let path = relative_path(kind, name)?;
+        let short = |got: u64| StorageError::ShortRead {
+            kind,
+            name: name.to_owned(),
+            expected: len,
+            got,
+        };
+        let end = match offset.checked_add(len) {
+            Some(end) if len > 0 => end,
+            // Nothing to fetch: the file must still exist and reach `offset`.
+            _ => {
+                let size = self.stat(kind, name, &path)?;
+                return if offset.checked_add(len).is_some_and(|end| end <= size) {
+                    Ok(Vec::new())
+                } else {
+                    Err(short(size.saturating_sub(offset).min(len)))
+                };
+            }
+        };
+        match self.run("read", self.op.read_with(&path).range(offset..end))? {
+            Ok(buf) if buf.len() as u64 == len => Ok(buf.to_vec()),
+            // Services differ on ranges past the end (a short body, or an error): the size decides.
+            Ok(_) => Err(short(
+                self.stat(kind, name, &path)?
+                    .saturating_sub(offset)
+                    .min(len),
+            )),
+            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Err(short(
+                self.stat(kind, name, &path)?
+                    .saturating_sub(offset)
+                    .min(len),
+            )),
+            Err(e) => Err(map_err("read", kind, name, e)),
+        }
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, StorageError> {
+        let path = relative_path(kind, name)?;
+        self.stat(kind, name, &path)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), StorageError> {
+        let path = relative_path(kind, name)?;
+        match self.run("write", self.op.write(&path, data.to_vec()))? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(map_err("write", kind, name, e)),
+        }
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, StorageError> {
+        if kind == FileKind::Config {
+            return match self.size(kind, CONFIG_NAME) {
+                Ok(size) => Ok(vec![FileInfo {
+                    name: CONFIG_NAME.to_owned(),
+                    size,
+                }]),
+                Err(e) if e.is_not_found() => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+        }
+        let prefix = Self::folder_prefix(kind);
+        let entries = match self.run("list", self.op.list_with(&prefix).recursive(true))? {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(map_service_err("list", e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let meta = entry.metadata();
+            if meta.is_dir() {
+                continue;
+            }
+            // Keep only files whose whole path is what the layout gives their name: this skips stray
+            // objects, temporary names and packs in the wrong fan-out folder.
+            let Some(name) = entry.path().rsplit('/').next() else {
+                continue;
+            };
+            if validate_name(kind, name).is_err()
+                || relative_path(kind, name).ok().as_deref() != Some(entry.path())
+            {
+                continue;
+            }
+            let size = if meta.is_file() {
+                meta.content_length()
+            } else {
+                // Some services list names without metadata.
+                match self.stat(kind, name, entry.path()) {
+                    Ok(size) => size,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            out.push(FileInfo {
+                name: name.to_owned(),
+                size,
+            });
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), StorageError> {
+        let path = relative_path(kind, name)?;
+        // Object stores delete missing keys without complaint; the trait reports them.
+        self.stat(kind, name, &path)?;
+        match self.run("remove", self.op.delete(&path))? {
+            Ok(()) => Ok(()),
+            Err(e) => Err(map_err("remove", kind, name, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> S3Config {
+        S3Config {
+            endpoint: "http://127.0.0.1:9".into(),
+            bucket: "bucket".into(),
+            region: "garage".into(),
+            prefix: "/some/prefix/".into(),
+            access_key_id: "GKid".into(),
+            secret_access_key: "very-secret".into(),
+        }
+    }
+
+    #[test]
+    fn s3_debug_hides_secret_and_location_round_trips() {
+        let c = config();
+        assert!(!format!("{c:?}").contains("very-secret"));
+        let b = OpendalBackend::s3(c).unwrap();
+        assert_eq!(b.location(), "s3:http://127.0.0.1:9/bucket/some/prefix");
+        assert!(!format!("{b:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn s3_config_is_checked() {
+        let mut c = config();
+        c.endpoint = "127.0.0.1:9".into();
+        assert!(matches!(
+            OpendalBackend::s3(c).unwrap_err(),
+            StorageError::InvalidLocation { .. }
+        ));
+        let mut c = config();
+        c.secret_access_key.clear();
+        assert!(matches!(
+            OpendalBackend::s3(c).unwrap_err(),
+            StorageError::InvalidLocation { .. }
+        ));
+    }
+
+    #[test]
+    fn unreachable_s3_is_retryable() {
+        // Nothing listens on the discard port of loopback: the connection is refused.
+        let b = OpendalBackend::s3(config())
+            .unwrap()
+            .with_timeout(Duration::from_secs(20));
+        let err = b.read(FileKind::Config, "config").unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn refuses_to_run_inside_async_context() {
+        let b = OpendalBackend::memory().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(async { b.write(FileKind::Key, "k", b"x") })
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Backend { .. }), "{err:?}");
+        // And dropping inside an async context does not panic.
+        rt.block_on(async move { drop(b) });
+    }
+}
