@@ -1,0 +1,514 @@
+//! An open repository: backend, config and master key; reading blobs, trees and snapshots; key slots.
+
+use std::sync::Arc;
+
+use brr_core::blob::{BlobType, Compression, open_blob};
+use brr_core::chunker::{Chunker, ChunkerParams};
+use brr_core::config::{ConfigBody, REPOSITORY_VERSION, RepoConfig};
+use brr_core::crypto::MasterKey;
+use brr_core::id::{BlobId, Id, KeySlotId, SnapshotId};
+use brr_core::keyslot::{KdfParams, KeySlot, SlotOrigin, Unlock};
+use brr_core::snapshot::{Snapshot, decode_snapshot};
+use brr_core::tree::Tree;
+use brr_storage::{Backend, FileKind};
+use chrono::{DateTime, FixedOffset, Local};
+use rand::RngCore;
+
+use crate::error::{EngineError, Result};
+use crate::index::{Index, IndexEntry};
+use crate::parallel::parallel_map;
+
+/// Settings chosen at `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Argon2id parameters of the first password slot.
+    pub kdf: KdfParams,
+    /// Chunker parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// Default compression.
+    pub compression: Compression,
+    /// Label of the first key slot.
+    pub label: String,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::default(),
+            chunker: ChunkerParams::default(),
+            pack_size: 32 * 1024 * 1024,
+            compression: Compression::Zstd(3),
+            label: "initial password".into(),
+        }
+    }
+}
+
+/// An opened (unlocked) repository. Cheap to share by reference between threads.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: RepoConfig,
+    key: MasterKey,
+    chunker: Chunker,
+    compression: Compression,
+    opened_with: KeySlotId,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+/// Current time with the local UTC offset.
+pub fn now() -> DateTime<FixedOffset> {
+    Local::now().fixed_offset()
+}
+
+/// Host and user of this process, for key slots, locks and snapshots.
+pub fn host_and_user() -> (String, String) {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into());
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    (host, user)
+}
+
+fn origin(label: &str) -> SlotOrigin {
+    let (hostname, username) = host_and_user();
+    SlotOrigin {
+        label: label.to_string(),
+        created: now(),
+        hostname,
+        username,
+    }
+}
+
+/// A key slot as listed by `brr key list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySlotInfo {
+    /// Slot ID.
+    pub id: KeySlotId,
+    /// The slot.
+    pub slot: KeySlot,
+    /// Whether this process opened the repository with it.
+    pub current: bool,
+}
+
+impl Repository {
+    /// Creates a repository with one password slot.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Repository> {
+        opts.chunker.validate()?;
+        opts.kdf.validate()?;
+        if !(1 << 20..=1 << 30).contains(&opts.pack_size) {
+            return Err(EngineError::invalid(
+                "pack size",
+                "must be between 1 MiB and 1 GiB",
+            ));
+        }
+        match backend.read(FileKind::Config, "config") {
+            Ok(_) => {
+                return Err(EngineError::AlreadyExists {
+                    location: backend.location(),
+                });
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        backend.create().map_err(|e| match e {
+            brr_storage::StorageError::AlreadyExists { .. } => EngineError::AlreadyExists {
+                location: backend.location(),
+            },
+            other => other.into(),
+        })?;
+        let key = MasterKey::generate();
+        let mut rid = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut rid);
+        let body = ConfigBody {
+            version: REPOSITORY_VERSION,
+            id: hex::encode(rid),
+            created: now(),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression: opts.compression.to_string(),
+        };
+        let config = RepoConfig::new(&key, body)?;
+        let slot = KeySlot::for_password(
+            &key,
+            &config.body.id,
+            password,
+            opts.kdf,
+            &origin(&opts.label),
+        )?;
+        let (slot_id, slot_bytes) = slot.encode()?;
+        // The key slot first, the config last: a repository is visible (config exists) only when complete.
+        backend.write(FileKind::Key, &slot_id.to_hex(), &slot_bytes)?;
+        backend.write(FileKind::Config, "config", &config.encode()?)?;
+        Self::assemble(backend, config, key, slot_id)
+    }
+
+    /// Opens a repository with a password, recovery key or RSA private key.
+    pub fn open(backend: Arc<dyn Backend>, secret: &Unlock<'_>) -> Result<Repository> {
+        let config_bytes = match backend.read(FileKind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(EngineError::RepositoryNotFound {
+                    location: backend.location(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config = RepoConfig::decode(&config_bytes)?;
+        let mut slots = backend.list(FileKind::Key)?;
+        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut damaged = Vec::new();
+        for f in slots {
+            let bytes = backend.read(FileKind::Key, &f.name)?;
+            let slot = match KeySlot::decode(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    damaged.push(format!("{}: {e}", f.name));
+                    continue;
+                }
+            };
+            if slot.repository != config.body.id {
+                continue;
+            }
+            if let Some(key) = slot.open(secret)? {
+                config.verify(&key)?;
+                let id = KeySlotId::from_hex(&f.name)
+                    .map_err(|e| EngineError::Damaged(format!("key slot name {}: {e}", f.name)))?;
+                return Self::assemble(backend, config, key, id);
+            }
+        }
+        if !damaged.is_empty() {
+            tracing::warn!(slots = ?damaged, "some key slots could not be parsed");
+        }
+        Err(EngineError::WrongPassword {
+            location: backend.location(),
+        })
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        config: RepoConfig,
+        key: MasterKey,
+        opened_with: KeySlotId,
+    ) -> Result<Repository> {
+        let chunker = Chunker::new(key.chunker_key(), config.body.chunker)?;
+        let compression = Compression::parse(&config.body.compression)?;
+        Ok(Repository {
+            backend,
+            config,
+            key,
+            chunker,
+            compression,
+            opened_with,
+        })
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// A shared handle to the backend.
+    pub fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    /// The verified config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The master key.
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// The keyed chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Default compression of new blobs.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Loads the master index.
+    pub fn load_index(&self) -> Result<Index> {
+        Index::load(self.backend())
+    }
+
+    /// Reads, verifies and decrypts one blob at a known location.
+    pub fn read_blob_at(&self, index: &Index, entry: &IndexEntry) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
+        let stored = self.backend.read_range(
+            FileKind::Pack,
+            &pack.id.to_hex(),
+            u64::from(entry.offset),
+            u64::from(entry.length),
+        )?;
+        self.open_stored_blob(
+            pack.key_ids.get(entry.key_index as usize).copied(),
+            entry.blob_type,
+            &entry.id,
+            &stored,
+        )
+    }
+
+    /// Verifies and decrypts stored blob bytes.
+    pub fn open_stored_blob(
+        &self,
+        key_id: Option<brr_core::crypto::KeyId>,
+        blob_type: BlobType,
+        id: &BlobId,
+        stored: &[u8],
+    ) -> Result<Vec<u8>> {
+        if key_id != Some(self.key.data_key().id()) {
+            return Err(EngineError::Damaged(format!(
+                "{blob_type} blob {} is sealed with a key this repository key does not hold",
+                id.short()
+            )));
+        }
+        Ok(open_blob(
+            self.key.data_key(),
+            blob_type,
+            id,
+            stored,
+            &|d| self.key.blob_id(d),
+        )?)
+    }
+
+    /// Reads a blob by ID, trying every stored copy before giving up.
+    pub fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let locations = index.all_locations(id);
+        if locations.is_empty() {
+            return Err(EngineError::Damaged(format!(
+                "{blob_type} blob {} is not in the index",
+                id.short()
+            )));
+        }
+        let mut last = None;
+        for loc in locations {
+            match self.read_blob_at(index, loc) {
+                Ok(b) => return Ok(b),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| EngineError::Damaged(format!("blob {} unreadable", id.short()))))
+    }
+
+    /// Reads and decodes a tree blob.
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let bytes = self.read_blob(index, BlobType::Tree, id)?;
+        Ok(Tree::decode(&bytes)?)
+    }
+
+    /// Reads and verifies one snapshot file.
+    pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let bytes = self.backend.read(FileKind::Snapshot, &id.to_hex())?;
+        Ok(decode_snapshot(&self.key, id, &bytes)?)
+    }
+
+    /// All snapshots, oldest first. A damaged snapshot file is an error naming it.
+    pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let names: Vec<String> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let loaded = parallel_map(names, 8, |name| -> Result<Option<Snapshot>> {
+            let id = SnapshotId::from_hex(&name)
+                .map_err(|e| EngineError::Damaged(format!("snapshot file name {name:?}: {e}")))?;
+            match self.load_snapshot(id) {
+                Ok(s) => Ok(Some(s)),
+                Err(EngineError::Storage(e)) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let mut out = Vec::new();
+        for s in loaded {
+            if let Some(s) = s? {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.meta.time.cmp(&b.meta.time).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Finds a snapshot by full ID, unique prefix, or `latest` (optionally restricted by `filter`).
+    pub fn find_snapshot(&self, query: &str) -> Result<Snapshot> {
+        let q = query.trim();
+        if q.is_empty() {
+            return Err(EngineError::invalid("snapshot", "empty snapshot ID"));
+        }
+        if q == "latest" {
+            return self
+                .list_snapshots()?
+                .pop()
+                .ok_or_else(|| EngineError::SnapshotNotFound { query: q.into() });
+        }
+        if !q.bytes().all(|b| b.is_ascii_hexdigit()) || q.len() > 64 {
+            return Err(EngineError::invalid(
+                "snapshot",
+                format!("{q:?} is neither `latest` nor a hexadecimal snapshot ID"),
+            ));
+        }
+        let lower = q.to_ascii_lowercase();
+        let matches: Vec<String> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|f| f.name)
+            .filter(|n| n.starts_with(&lower))
+            .collect();
+        match matches.len() {
+            0 => Err(EngineError::SnapshotNotFound { query: q.into() }),
+            1 => {
+                let id = SnapshotId::from_hex(&matches[0])
+                    .map_err(|e| EngineError::Damaged(e.to_string()))?;
+                self.load_snapshot(id)
+            }
+            _ => Err(EngineError::AmbiguousSnapshot {
+                query: q.into(),
+                candidates: matches
+                    .iter()
+                    .map(|m| m[..8.min(m.len())].to_string())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// All key slots.
+    pub fn list_keys(&self) -> Result<Vec<KeySlotInfo>> {
+        let mut out = Vec::new();
+        for f in self.backend.list(FileKind::Key)? {
+            let bytes = self.backend.read(FileKind::Key, &f.name)?;
+            let id = KeySlotId::from_hex(&f.name)
+                .map_err(|e| EngineError::Damaged(format!("key slot name {}: {e}", f.name)))?;
+            if KeySlotId(Id::hash_of(&bytes)) != id {
+                return Err(EngineError::Damaged(format!(
+                    "key slot {}: content does not match its name",
+                    f.name
+                )));
+            }
+            out.push(KeySlotInfo {
+                id,
+                slot: KeySlot::decode(&bytes)?,
+                current: id == self.opened_with,
+            });
+        }
+        out.sort_by(|a, b| a.slot.created.cmp(&b.slot.created));
+        Ok(out)
+    }
+
+    fn store_slot(&self, slot: KeySlot) -> Result<KeySlotId> {
+        let (id, bytes) = slot.encode()?;
+        self.backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Adds a password slot.
+    pub fn add_password(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<KeySlotId> {
+        self.store_slot(KeySlot::for_password(
+            &self.key,
+            &self.config.body.id,
+            password,
+            kdf,
+            &origin(label),
+        )?)
+    }
+
+    /// Adds a recovery-key slot; returns the slot and the printable key (show it once).
+    pub fn add_recovery_key(&self, label: &str) -> Result<(KeySlotId, zeroize::Zeroizing<String>)> {
+        let (key, printable) = brr_core::keyslot::generate_recovery_key();
+        let id = self.store_slot(KeySlot::for_recovery_key(
+            &self.key,
+            &self.config.body.id,
+            &key,
+            &origin(label),
+        )?)?;
+        Ok((id, printable))
+    }
+
+    /// Adds an RSA escrow slot for a PEM public key.
+    pub fn add_rsa_key(&self, public_pem: &str, label: &str) -> Result<KeySlotId> {
+        self.store_slot(KeySlot::for_rsa_public_key(
+            &self.key,
+            &self.config.body.id,
+            public_pem,
+            &origin(label),
+        )?)
+    }
+
+    /// Removes a slot by ID or unique prefix. Refuses to remove the slot in use or the last slot.
+    pub fn remove_key(&self, query: &str) -> Result<KeySlotId> {
+        let keys = self.list_keys()?;
+        let q = query.to_ascii_lowercase();
+        let matches: Vec<&KeySlotInfo> = keys
+            .iter()
+            .filter(|k| k.id.to_hex().starts_with(&q))
+            .collect();
+        let target = match matches.as_slice() {
+            [] => {
+                return Err(EngineError::invalid(
+                    "key",
+                    format!("no key slot matches {query:?} (see `brr key list`)"),
+                ));
+            }
+            [one] => *one,
+            _ => {
+                return Err(EngineError::invalid(
+                    "key",
+                    format!("{query:?} matches several key slots; give more characters"),
+                ));
+            }
+        };
+        if target.current {
+            return Err(EngineError::invalid(
+                "key",
+                "refusing to remove the key slot you opened the repository with; open it with another key first",
+            ));
+        }
+        if keys.len() <= 1 {
+            return Err(EngineError::invalid(
+                "key",
+                "refusing to remove the last key slot: the repository would become unreadable",
+            ));
+        }
+        self.backend.remove(FileKind::Key, &target.id.to_hex())?;
+        Ok(target.id)
+    }
+
+    /// Replaces the slot in use with a new password slot (add first, then remove: never zero slots).
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<KeySlotId> {
+        let old = self.opened_with;
+        let label = self
+            .list_keys()?
+            .into_iter()
+            .find(|k| k.current)
+            .map(|k| k.slot.label)
+            .unwrap_or_else(|| "password".into());
+        let id = self.add_password(new_password, kdf, &label)?;
+        self.opened_with = id;
+        if old != id {
+            self.backend.remove(FileKind::Key, &old.to_hex())?;
+        }
+        Ok(id)
+    }
+}
