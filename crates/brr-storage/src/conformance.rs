@@ -17,8 +17,11 @@ use std::collections::BTreeSet;
 
 use crate::{Backend, CONFIG_NAME, FileInfo, FileKind, MAX_NAME_LEN, StorageError};
 
+/// One conformance check: panics if `backend` breaks the contract.
+pub type Check = fn(&dyn Backend);
+
 /// Every check, by name, in the order [`run_all`] runs them.
-pub const CHECKS: &[(&str, fn(&dyn Backend))] = &[
+pub const CHECKS: &[(&str, Check)] = &[
     ("create", check_create),
     ("write_read_overwrite", check_write_read_overwrite),
     ("read_range", check_read_range),

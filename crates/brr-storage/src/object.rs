@@ -1,15 +1,16 @@
 //! [`OpendalBackend`]: object storage (S3-compatible, or memory for tests) through an `opendal::Operator`.
 //!
 //! The [`Backend`] trait is synchronous; this backend owns a small multi-threaded tokio runtime (two
-//! worker threads that drive network I/O) and runs each operation with `block_on` on the calling thread.
-//! Any number of std threads may call it at once. It must **not** be called from inside an async context
-//! (a tokio task): there it returns a [`StorageError::Backend`] instead of blocking the executor; async
-//! callers wrap calls in `tokio::task::spawn_blocking`.
+//! worker threads that drive network I/O), runs each operation as a task there and blocks the calling
+//! thread until it completes. Any number of std threads may call it at once. It must **not** be called
+//! from inside an async context (a tokio task): it would block that executor thread for the whole
+//! operation (it does not panic or deadlock, but it stalls every other task on that thread). Async
+//! callers wrap calls in `tokio::task::spawn_blocking`, which is fully supported.
 //!
 //! An S3 PUT is atomic per object and acknowledged only once stored, so [`Backend::write`] is a single
 //! PUT: readers see the old object or the new one, never a part, and an interrupted upload leaves nothing.
 
-use std::future::IntoFuture;
+use std::future::Future;
 use std::time::Duration;
 
 use opendal::{ErrorKind, Operator};
@@ -176,21 +177,22 @@ impl OpendalBackend {
         self
     }
 
-    /// Run `fut` to completion on the calling thread. The outer error is about running at all (async
-    /// context, timeout); the inner result is the operation's.
-    fn run<T>(
+    /// Run the future made by `make` on the backend's runtime and wait for it on the calling thread.
+    /// The outer error is about running at all (timeout, runtime gone); the inner result is the
+    /// operation's.
+    ///
+    /// The future is spawned and its result comes back over a std channel rather than through
+    /// `Runtime::block_on`, which panics on threads that are inside another runtime: this way the backend
+    /// also works from `spawn_blocking` threads and, blocking, even from async tasks.
+    fn run<T, F>(
         &self,
         op: &'static str,
-        fut: impl IntoFuture<Output = opendal::Result<T>>,
-    ) -> Result<opendal::Result<T>, StorageError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(StorageError::Backend {
-                op,
-                detail: "the storage backend was called from inside an async task; \
-                         call it through tokio::task::spawn_blocking"
-                    .to_owned(),
-            });
-        }
+        make: impl FnOnce(Operator) -> F,
+    ) -> Result<opendal::Result<T>, StorageError>
+    where
+        T: Send + 'static,
+        F: Future<Output = opendal::Result<T>> + Send + 'static,
+    {
         let Some(runtime) = &self.runtime else {
             return Err(StorageError::Backend {
                 op,
@@ -198,16 +200,28 @@ impl OpendalBackend {
             });
         };
         let timeout = self.timeout;
-        runtime
-            .block_on(async move { tokio::time::timeout(timeout, fut.into_future()).await })
-            .map_err(|_| StorageError::Unavailable {
+        let fut = make(self.op.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            // The receiver is gone only if the caller's thread died; nobody needs the result then.
+            let _ = tx.send(tokio::time::timeout(timeout, fut).await);
+        });
+        match rx.recv() {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_elapsed)) => Err(StorageError::Unavailable {
                 op,
                 detail: format!("no answer from {} within {timeout:?}", self.location),
-            })
+            }),
+            Err(_) => Err(StorageError::Backend {
+                op,
+                detail: "the I/O task ended without a result".to_owned(),
+            }),
+        }
     }
 
     fn stat(&self, kind: FileKind, name: &str, path: &str) -> Result<u64, StorageError> {
-        match self.run("stat", self.op.stat(path))? {
+        let path = path.to_owned();
+        match self.run("stat", |op| async move { op.stat(&path).await })? {
             Ok(meta) if meta.is_dir() => Err(StorageError::NotFound {
                 kind,
                 name: name.to_owned(),
@@ -271,7 +285,7 @@ impl Backend for OpendalBackend {
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, StorageError> {
         let path = relative_path(kind, name)?;
-        match self.run("read", self.op.read(&path))? {
+        match self.run("read", |op| async move { op.read(&path).await })? {
             Ok(buf) => Ok(buf.to_vec()),
             Err(e) => Err(map_err("read", kind, name, e)),
         }
@@ -303,19 +317,25 @@ impl Backend for OpendalBackend {
                 };
             }
         };
-        match self.run("read", self.op.read_with(&path).range(offset..end))? {
+        let owned = path.clone();
+        match self.run("read", |op| async move {
+            op.read_with(&owned).range(offset..end).await
+        })? {
             Ok(buf) if buf.len() as u64 == len => Ok(buf.to_vec()),
-            // Services differ on ranges past the end (a short body, or an error): the size decides.
+            // Services differ on ranges past the end (a short body, "range not satisfiable", or opendal's
+            // own "reader got too little data"): on any failure other than a missing file, the size
+            // decides whether the file is just too short.
             Ok(_) => Err(short(
                 self.stat(kind, name, &path)?
                     .saturating_sub(offset)
                     .min(len),
             )),
-            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Err(short(
-                self.stat(kind, name, &path)?
-                    .saturating_sub(offset)
-                    .min(len),
-            )),
+            Err(e) if e.kind() != ErrorKind::NotFound => match self.stat(kind, name, &path) {
+                Ok(size) if size < end => Err(short(size.saturating_sub(offset).min(len))),
+                Ok(_) => Err(map_err("read", kind, name, e)),
+                Err(stat_err) if stat_err.is_not_found() => Err(stat_err),
+                Err(_) => Err(map_err("read", kind, name, e)),
+            },
             Err(e) => Err(map_err("read", kind, name, e)),
         }
     }
@@ -327,7 +347,8 @@ impl Backend for OpendalBackend {
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), StorageError> {
         let path = relative_path(kind, name)?;
-        match self.run("write", self.op.write(&path, data.to_vec()))? {
+        let data = data.to_vec();
+        match self.run("write", |op| async move { op.write(&path, data).await })? {
             Ok(_) => Ok(()),
             Err(e) => Err(map_err("write", kind, name, e)),
         }
@@ -345,7 +366,9 @@ impl Backend for OpendalBackend {
             };
         }
         let prefix = Self::folder_prefix(kind);
-        let entries = match self.run("list", self.op.list_with(&prefix).recursive(true))? {
+        let entries = match self.run("list", |op| async move {
+            op.list_with(&prefix).recursive(true).await
+        })? {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(map_service_err("list", e)),
@@ -388,7 +411,7 @@ impl Backend for OpendalBackend {
         let path = relative_path(kind, name)?;
         // Object stores delete missing keys without complaint; the trait reports them.
         self.stat(kind, name, &path)?;
-        match self.run("remove", self.op.delete(&path))? {
+        match self.run("remove", |op| async move { op.delete(&path).await })? {
             Ok(()) => Ok(()),
             Err(e) => Err(map_err("remove", kind, name, e)),
         }
@@ -447,16 +470,30 @@ mod tests {
     }
 
     #[test]
-    fn refuses_to_run_inside_async_context() {
-        let b = OpendalBackend::memory().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
+    fn works_from_spawn_blocking_and_inside_other_runtimes() {
+        let b = std::sync::Arc::new(OpendalBackend::memory().unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .build()
             .unwrap();
-        let err = rt
-            .block_on(async { b.write(FileKind::Key, "k", b"x") })
-            .unwrap_err();
-        assert!(matches!(err, StorageError::Backend { .. }), "{err:?}");
-        // And dropping inside an async context does not panic.
-        rt.block_on(async move { drop(b) });
+        let b2 = b.clone();
+        rt.block_on(async move {
+            tokio::task::spawn_blocking(move || b2.write(FileKind::Key, "k", b"x"))
+                .await
+                .unwrap()
+                .unwrap();
+        });
+        // Discouraged (it blocks the executor thread), but it must neither panic nor deadlock.
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(
+            current
+                .block_on(async { b.read(FileKind::Key, "k") })
+                .unwrap(),
+            b"x"
+        );
+        // Dropping the last handle inside an async context does not panic either.
+        current.block_on(async move { drop(b) });
     }
 }
