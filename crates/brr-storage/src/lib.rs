@@ -12,14 +12,27 @@
 //! | [`OpendalBackend`] (S3) | an S3-compatible object store: Garage, MinIO, Ceph RGW, AWS S3 | [`OpendalBackend::s3`], `open_url("s3:https://host/bucket/prefix")` |
 //! | [`OpendalBackend`] (memory) | process memory, for tests | [`OpendalBackend::memory`], `open_url("memory:")` |
 //!
-//! Wrappers add behaviour around any backend and are backends themselves:
-//! [`FaultInjectingBackend`] (fails chosen operations, for tests) and [`CountingBackend`] (counts
-//! operations and bytes). Caching (a local pack/index cache in front of S3) and retries (on
-//! [`StorageError::is_retryable`]) belong in the same shape: a struct holding an inner `B: Backend` and
-//! implementing `Backend` by delegating, so the engine never knows which wrappers are present.
-//! A later remote backend that talks to a `brrd` server over HTTPS implements the same trait (the server
-//! side in turn serves requests from one of the backends here), and must pass the same
-//! [`conformance`] suite as every backend in this crate.
+//! Wrappers add behaviour around any backend and are backends themselves, so the engine never knows
+//! which are present:
+//!
+//! | Wrapper | Does |
+//! |---|---|
+//! | [`RetryingBackend`] | repeats operations that failed with [`StorageError::is_retryable`], with backoff |
+//! | [`FaultInjectingBackend`] | fails chosen operations (the n-th write, writes of a kind, …), for tests |
+//! | [`CountingBackend`] | counts operations and bytes, for tests and metrics |
+//!
+//! A typical remote stack is `RetryingBackend<OpendalBackend>`. The trait is implemented for `Arc<B>`,
+//! `Box<B>` and `&B` too, so wrappers also hold shared trait objects (`CountingBackend<Arc<dyn Backend>>`).
+//!
+//! **Later additions fit the same shapes.** A caching wrapper (a local folder that keeps index, snapshot
+//! and pack files fetched from S3) holds an inner `B: Backend` plus a [`LocalBackend`] as its cache:
+//! `read`/`read_range` try the cache and fill it on a miss; `write` and `remove` go to the inner backend
+//! first and then update the cache; `list` always asks the inner backend. Pack, index and snapshot
+//! files are written once under content-derived names, so such a cache needs no invalidation beyond
+//! `remove` (locks and `config` are not cached). A remote backend that talks to a `brrd` server over
+//! HTTPS implements [`Backend`] directly, mapping HTTP statuses to [`StorageError`] (404 to `NotFound`, 5xx and timeouts to
+//! `Unavailable`); the server side stores what it receives through one of the backends here. Every new
+//! backend and wrapper must pass the [`conformance`] suite, as every backend in this crate does.
 //!
 //! # Layout (frozen)
 //!
@@ -77,6 +90,7 @@ mod fault;
 mod kind;
 mod local;
 mod object;
+mod retry;
 mod url;
 
 pub use counting::{CountingBackend, OpCounts};
@@ -87,6 +101,7 @@ pub use kind::{
 };
 pub use local::LocalBackend;
 pub use object::{DEFAULT_TIMEOUT, OpendalBackend, S3Config};
+pub use retry::{RetryPolicy, RetryingBackend};
 pub use url::{DEFAULT_S3_REGION, open_url};
 
 /// A file found by [`Backend::list`].
