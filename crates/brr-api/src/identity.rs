@@ -46,7 +46,10 @@ impl Role {
 
     /// True for the provider's own staff roles (no company).
     pub fn is_provider(self) -> bool {
-        matches!(self, Role::ProviderAdmin | Role::Operator | Role::SecurityOfficer)
+        matches!(
+            self,
+            Role::ProviderAdmin | Role::Operator | Role::SecurityOfficer
+        )
     }
 }
 

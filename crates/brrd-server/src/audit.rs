@@ -48,7 +48,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("every", &self.every).finish()
+        f.debug_struct("AuditLog")
+            .field("every", &self.every)
+            .finish()
     }
 }
 
@@ -85,7 +87,8 @@ impl From<Row> for AuditEntry {
     }
 }
 
-const COLUMNS: &str = "seq, at, actor, company_id, source, action, target, outcome, details, prev_hash, hash";
+const COLUMNS: &str =
+    "seq, at, actor, company_id, source, action, target, outcome, details, prev_hash, hash";
 
 /// The chain hash of an entry (its `hash` field is ignored).
 pub fn entry_hash(e: &AuditEntry) -> String {
@@ -126,7 +129,12 @@ enum Param {
 impl AuditLog {
     /// A log over `db`, signing checkpoints with `keys.audit` every `every` entries.
     pub fn new(db: Db, keys: Arc<Keys>, every: i64) -> Self {
-        AuditLog { db, keys, every: every.max(1), lock: tokio::sync::Mutex::new(()) }
+        AuditLog {
+            db,
+            keys,
+            every: every.max(1),
+            lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Appends an entry at time `at` and returns its sequence number.
@@ -144,7 +152,9 @@ impl AuditLog {
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.map(Error::Database).unwrap_or_else(|| Error::internal("audit append")))
+        Err(last_err
+            .map(Error::Database)
+            .unwrap_or_else(|| Error::internal("audit append")))
     }
 
     async fn try_append(&self, at: i64, ev: &AuditEvent) -> Result<i64> {
@@ -186,13 +196,15 @@ impl AuditLog {
         .await?;
         if e.seq % self.every == 0 {
             let sig = self.keys.audit.sign(&checkpoint_message(e.seq, &e.hash));
-            sqlx::query("INSERT INTO audit_checkpoints (seq, at, hash, signature) VALUES ($1, $2, $3, $4)")
-                .bind(e.seq)
-                .bind(at)
-                .bind(&e.hash)
-                .bind(hex::encode(sig.as_ref()))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (seq, at, hash, signature) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(e.seq)
+            .bind(at)
+            .bind(&e.hash)
+            .bind(hex::encode(sig.as_ref()))
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         tracing::info!(target: "audit", seq = e.seq, action = %e.action, actor = %e.actor, outcome = %e.outcome, "audit");
@@ -235,18 +247,26 @@ impl AuditLog {
                 let e = AuditEntry::from(r);
                 count += 1;
                 if e.seq != prev_seq + 1 {
-                    problems.push(format!("entries {}..{} are missing", prev_seq + 1, e.seq - 1));
+                    problems.push(format!(
+                        "entries {}..{} are missing",
+                        prev_seq + 1,
+                        e.seq - 1
+                    ));
                 }
                 if e.prev_hash != prev_hash {
-                    problems.push(format!("entry {}: does not follow entry {prev_seq} (deleted or reordered)", e.seq));
+                    problems.push(format!(
+                        "entry {}: does not follow entry {prev_seq} (deleted or reordered)",
+                        e.seq
+                    ));
                 }
                 if entry_hash(&e) != e.hash {
                     problems.push(format!("entry {}: content was altered", e.seq));
                 }
                 match cp_by_seq.get(&e.seq) {
-                    Some(h) if *h != e.hash => {
-                        problems.push(format!("entry {}: differs from its signed checkpoint", e.seq))
-                    }
+                    Some(h) if *h != e.hash => problems.push(format!(
+                        "entry {}: differs from its signed checkpoint",
+                        e.seq
+                    )),
                     None if e.seq % self.every == 0 => {
                         problems.push(format!("checkpoint {} is missing", e.seq))
                     }
@@ -256,12 +276,12 @@ impl AuditLog {
                 prev_hash = e.hash;
             }
         }
-        if let Some((&last_cp, _)) = cp_by_seq.iter().next_back() {
-            if last_cp > prev_seq {
-                problems.push(format!(
-                    "log truncated: checkpoint {last_cp} is beyond the last entry {prev_seq}"
-                ));
-            }
+        if let Some((&last_cp, _)) = cp_by_seq.iter().next_back()
+            && last_cp > prev_seq
+        {
+            problems.push(format!(
+                "log truncated: checkpoint {last_cp} is beyond the last entry {prev_seq}"
+            ));
         }
         problems.truncate(1000);
         Ok(VerifyReport {
@@ -298,7 +318,10 @@ impl AuditLog {
         }
         if let Some(c) = forced_company {
             if q.company_id.as_deref().is_some_and(|v| v != c) {
-                return Ok(AuditPage { entries: Vec::new(), next_after: None });
+                return Ok(AuditPage {
+                    entries: Vec::new(),
+                    next_after: None,
+                });
             }
             add("company_id =", Param::S(c.to_string()));
         } else if let Some(v) = &q.company_id {
@@ -328,7 +351,10 @@ impl AuditLog {
         } else {
             None
         };
-        Ok(AuditPage { entries, next_after })
+        Ok(AuditPage {
+            entries,
+            next_after,
+        })
     }
 }
 
@@ -355,7 +381,8 @@ mod tests {
     #[test]
     fn every_field_is_committed() {
         let base = entry_hash(&sample());
-        let variants: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+        type Mutation = Box<dyn Fn(&mut AuditEntry)>;
+        let variants: Vec<Mutation> = vec![
             Box::new(|e| e.seq = 2),
             Box::new(|e| e.at = 6),
             Box::new(|e| e.actor = "user:b".into()),

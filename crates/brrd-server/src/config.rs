@@ -125,7 +125,10 @@ impl Default for Config {
 
 impl Config {
     /// Loads defaults, then `file` (if given), then `BRRD_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         let mut table = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)?;
@@ -145,7 +148,9 @@ impl Config {
     /// Checks limits that keep the service secure.
     pub fn validate(&self) -> Result<()> {
         if self.password_min_length < 8 {
-            return Err(Error::Config("password_min_length must be at least 8".into()));
+            return Err(Error::Config(
+                "password_min_length must be at least 8".into(),
+            ));
         }
         if !(1..=600).contains(&self.pin_ttl_secs) {
             return Err(Error::Config("pin_ttl_secs must be 1..=600".into()));
@@ -154,13 +159,17 @@ impl Config {
             return Err(Error::Config("pin_max_attempts must be 1..=5".into()));
         }
         if self.access_token_ttl_secs < 1 || self.access_token_ttl_secs > 3600 {
-            return Err(Error::Config("access_token_ttl_secs must be 1..=3600".into()));
+            return Err(Error::Config(
+                "access_token_ttl_secs must be 1..=3600".into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("tls_cert and tls_key go together".into()));
         }
         if self.audit_checkpoint_every < 1 {
-            return Err(Error::Config("audit_checkpoint_every must be positive".into()));
+            return Err(Error::Config(
+                "audit_checkpoint_every must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -169,19 +178,26 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("brrd.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("brrd.db").display()
+            ),
         }
     }
 
     /// The key directory in effect.
     pub fn keys_dir(&self) -> PathBuf {
-        self.keys_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 }
 
 fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("BRRD_") else { continue };
+        let Some(rest) = name.strip_prefix("BRRD_") else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()

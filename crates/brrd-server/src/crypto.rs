@@ -25,7 +25,9 @@ pub fn hash_password(rng: &dyn Random, password: &str) -> Result<String> {
 
 /// Verifies a password against a PHC string; malformed hashes count as a mismatch.
 pub fn verify_password(phc: &str, password: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
     let Ok(a) = argon2() else { return false };
     a.verify_password(password.as_bytes(), &parsed).is_ok()
 }
@@ -70,6 +72,9 @@ mod tests {
     #[test]
     fn hmac_parts_are_unambiguous() {
         let k = b"k";
-        assert_ne!(hmac_hex(k, &["ab", "c"]).unwrap(), hmac_hex(k, &["a", "bc"]).unwrap());
+        assert_ne!(
+            hmac_hex(k, &["ab", "c"]).unwrap(),
+            hmac_hex(k, &["a", "bc"]).unwrap()
+        );
     }
 }

@@ -41,10 +41,15 @@ impl Db {
             Engine::Sqlite => 4,
             Engine::Postgres => 16,
         };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(url)
+            .await?;
         if engine == Engine::Sqlite {
             // Persistent for the file: readers do not block the writer.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
         }
         MIGRATOR.run(&pool).await?;
         Ok(Db { pool, engine })

@@ -84,7 +84,9 @@ impl Error {
             Error::WeakPassword(_) => "auth.weak_password",
             Error::RegistrationClosed => "auth.registration_closed",
             Error::Config(_) => "config",
-            Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => "internal",
+            Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => {
+                "internal"
+            }
         }
     }
 

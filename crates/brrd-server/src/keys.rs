@@ -28,12 +28,16 @@ impl Keys {
     /// Loads the keys from `dir`, creating missing ones.
     pub fn load_or_create(dir: &Path, rng: &dyn Random) -> Result<Keys> {
         create_private_dir(dir)?;
-        let jwt_pkcs8 = load_or_create_file(&dir.join("jwt-ed25519.pk8"), || new_ed25519())?;
-        let audit_pkcs8 = load_or_create_file(&dir.join("audit-ed25519.pk8"), || new_ed25519())?;
+        let jwt_pkcs8 = load_or_create_file(&dir.join("jwt-ed25519.pk8"), new_ed25519)?;
+        let audit_pkcs8 = load_or_create_file(&dir.join("audit-ed25519.pk8"), new_ed25519)?;
         let pepper = load_or_create_file(&dir.join("pin-pepper"), || Ok(random_bytes(rng, 32)))?;
         let audit = Ed25519KeyPair::from_pkcs8(&audit_pkcs8).map_err(Error::internal)?;
         Ed25519KeyPair::from_pkcs8(&jwt_pkcs8).map_err(Error::internal)?;
-        Ok(Keys { jwt_pkcs8, audit, pepper })
+        Ok(Keys {
+            jwt_pkcs8,
+            audit,
+            pepper,
+        })
     }
 
     /// The raw public key of the JWT signing key.
@@ -44,7 +48,8 @@ impl Keys {
 }
 
 fn new_ed25519() -> Result<Vec<u8>> {
-    let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).map_err(Error::internal)?;
+    let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+        .map_err(Error::internal)?;
     Ok(doc.as_ref().to_vec())
 }
 
@@ -98,12 +103,19 @@ pub struct TlsFiles {
 /// Returns `<dir>/cert.pem` and `<dir>/key.pem`, generating a self-signed certificate for
 /// `localhost`, `127.0.0.1`, `::1` and `extra_names` if they do not exist yet.
 pub fn self_signed(dir: &Path, extra_names: &[String]) -> Result<TlsFiles> {
-    let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
     if files.cert.exists() && files.key.exists() {
         return Ok(files);
     }
     create_private_dir(dir)?;
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     names.extend(extra_names.iter().cloned());
     let ck = rcgen::generate_simple_self_signed(names).map_err(Error::internal)?;
     write_private(&files.key, ck.signing_key.serialize_pem().as_bytes())?;

@@ -12,6 +12,8 @@
 //!
 //! Start a server with [`server::start`]; see docs/platform.md for configuration and operation.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod audit;
 pub mod clock;
 pub mod config;

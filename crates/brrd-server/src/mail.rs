@@ -39,14 +39,20 @@ impl Outbox {
     /// An outbox writing to `dir` (created if missing).
     pub fn new(dir: PathBuf, from: String) -> Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Outbox { dir, from, counter: Default::default() })
+        Ok(Outbox {
+            dir,
+            from,
+            counter: Default::default(),
+        })
     }
 }
 
 impl Mailer for Outbox {
     fn send(&self, mail: Mail) -> SendFuture<'_> {
         Box::pin(async move {
-            let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let n = self
+                .counter
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let stamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
@@ -94,7 +100,10 @@ impl Smtp {
         let from = from
             .parse()
             .map_err(|e| Error::Config(format!("mail_from: {e}")))?;
-        Ok(Smtp { transport: b.build(), from })
+        Ok(Smtp {
+            transport: b.build(),
+            from,
+        })
     }
 }
 
@@ -102,7 +111,10 @@ impl Mailer for Smtp {
     fn send(&self, mail: Mail) -> SendFuture<'_> {
         Box::pin(async move {
             use lettre::AsyncTransport;
-            let to = mail.to.parse().map_err(|e| Error::internal(format!("recipient: {e}")))?;
+            let to = mail
+                .to
+                .parse()
+                .map_err(|e| Error::internal(format!("recipient: {e}")))?;
             let msg = lettre::Message::builder()
                 .from(self.from.clone())
                 .to(to)

@@ -18,9 +18,16 @@ use crate::service::{Deps, Service};
 pub fn default_deps(config: &Config) -> Result<Deps> {
     let mailer: Arc<dyn Mailer> = match &config.smtp {
         Some(smtp) => Arc::new(Smtp::new(smtp, &config.mail_from)?),
-        None => Arc::new(Outbox::new(config.data_dir.join("outbox"), config.mail_from.clone())?),
+        None => Arc::new(Outbox::new(
+            config.data_dir.join("outbox"),
+            config.mail_from.clone(),
+        )?),
     };
-    Ok(Deps { clock: Arc::new(SystemClock), rng: Arc::new(OsRandom), mailer })
+    Ok(Deps {
+        clock: Arc::new(SystemClock),
+        rng: Arc::new(OsRandom),
+        mailer,
+    })
 }
 
 /// Opens database (running migrations), keys and the service.
@@ -50,12 +57,15 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("https_addr", &self.https_addr).finish()
+        f.debug_struct("Running")
+            .field("https_addr", &self.https_addr)
+            .finish()
     }
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr).map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -66,7 +76,10 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running> {
     config.validate()?;
     let config = Arc::new(config);
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => TlsFiles { cert: cert.clone(), key: key.clone() },
+        (Some(cert), Some(key)) => TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
         _ => self_signed(&config.data_dir.join("tls"), &config.tls_names)?,
     };
     let tls_config = crate::tls::server_config(&tls)?;
@@ -85,12 +98,22 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running> {
     let mut tasks = Vec::new();
 
     let app = http::app(svc.clone(), metrics.clone());
-    let mut server = axum_server::from_tcp_rustls(https, axum_server::tls_rustls::RustlsConfig::from_config(tls_config))?
-        .handle(handle.clone());
-    server.http_builder().http1().header_read_timeout(std::time::Duration::from_secs(10));
-    tasks.push(tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>())));
+    let mut server = axum_server::from_tcp_rustls(
+        https,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
+    )?
+    .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(std::time::Duration::from_secs(10));
+    tasks.push(tokio::spawn(
+        server.serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+    ));
 
-    let plain = |listener: std::net::TcpListener, app: axum::Router| -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let plain = |listener: std::net::TcpListener,
+                 app: axum::Router|
+     -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let stop = stop.clone();
         Ok(tokio::spawn(async move {
@@ -104,7 +127,16 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running> {
         tasks.push(plain(l, http::ops::redirect_app(https_addr.port()))?);
     }
     tracing::info!(%https_addr, %ops_addr, ?redirect_addr, database = ?svc.db.engine, "brrd listening");
-    Ok(Running { https_addr, ops_addr, redirect_addr, tls, service: svc, handle, stop, tasks })
+    Ok(Running {
+        https_addr,
+        ops_addr,
+        redirect_addr,
+        tls,
+        service: svc,
+        handle,
+        stop,
+        tasks,
+    })
 }
 
 impl Running {
@@ -118,7 +150,8 @@ impl Running {
 
     /// Stops accepting connections and ends the listeners.
     pub async fn shutdown(self) {
-        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         self.stop.notify_waiters();
         for t in self.tasks {
             let _ = t.await;

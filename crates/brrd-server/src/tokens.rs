@@ -3,8 +3,8 @@
 //! Only `EdDSA` is accepted (no `none`, no HMAC: algorithm confusion is impossible because the
 //! validation names exactly one asymmetric algorithm and the key family must match). `exp`, `nbf`,
 //! `iat`, `aud`, `iss`, `sub` and `sid` are required; numeric claims must be numbers (a string `exp`
-//! fails deserialisation). Expiry is checked by jsonwebtoken against the system time *and* here
-//! against the injected [`Clock`](crate::clock::Clock).
+//! fails deserialisation). `exp` and `nbf` are checked against the injected
+//! [`Clock`](crate::clock::Clock), with 5 seconds of leeway for `nbf` only.
 
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -43,7 +43,9 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("issuer", &self.issuer).finish()
+        f.debug_struct("TokenKeys")
+            .field("issuer", &self.issuer)
+            .finish()
     }
 }
 
@@ -77,7 +79,8 @@ impl TokenKeys {
             nbf: now,
             exp: now + self.ttl_secs,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding).map_err(Error::internal)
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(Error::internal)
     }
 
     /// Checks signature, algorithm, issuer, audience and time window; returns the claims.
@@ -86,9 +89,12 @@ impl TokenKeys {
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
         v.set_audience(&[&self.issuer]);
         v.set_issuer(&[&self.issuer]);
-        v.validate_nbf = true;
-        v.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|_| Error::Unauthenticated)?;
+        // Time is checked below against the injected clock (the service's single notion of "now");
+        // the claims must still be present and numeric.
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map_err(|_| Error::Unauthenticated)?;
         let c = data.claims;
         let now = now_ms / 1000;
         if c.exp <= now || c.nbf > now + 5 {
@@ -121,7 +127,10 @@ mod tests {
         let tok = t.issue("u1", "s1", now()).unwrap();
         let c = t.verify(&tok, now()).unwrap();
         assert_eq!((c.sub.as_str(), c.sid.as_str()), ("u1", "s1"));
-        assert!(t.verify(&tok, now() + 61_000).is_err(), "expired by the injected clock");
+        assert!(
+            t.verify(&tok, now() + 61_000).is_err(),
+            "expired by the injected clock"
+        );
     }
 
     #[test]
@@ -131,7 +140,11 @@ mod tests {
         let tok = t.issue("u1", "s1", now()).unwrap();
         let parts: Vec<&str> = tok.split('.').collect();
         // alg=none
-        let none = format!("{}.{}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert!(t.verify(&none, now()).is_err());
         // HS256 signed with the public key as the HMAC secret
         let claims: Claims = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
@@ -143,15 +156,24 @@ mod tests {
         .unwrap();
         assert!(t.verify(&hs, now()).is_err());
         // exp as a string
-        let mut v: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
         v["exp"] = serde_json::Value::String("99999999999".into());
         let forged = format!("{}.{}.{}", parts[0], B64.encode(v.to_string()), parts[2]);
         assert!(t.verify(&forged, now()).is_err());
         // wrong audience from another key set
         let (_d2, other) = keys();
-        assert!(t.verify(&other.issue("u1", "s1", now()).unwrap(), now()).is_err());
+        assert!(
+            t.verify(&other.issue("u1", "s1", now()).unwrap(), now())
+                .is_err()
+        );
         // tampered payload
-        let tampered = format!("{}.{}.{}", parts[0], B64.encode(r#"{"sub":"admin"}"#), parts[2]);
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(r#"{"sub":"admin"}"#),
+            parts[2]
+        );
         assert!(t.verify(&tampered, now()).is_err());
     }
 }

@@ -17,7 +17,11 @@ use brrd_server::Config;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "brrd", version, about = "brr service: tenants, identity, access control and audit over TLS")]
+#[command(
+    name = "brrd",
+    version,
+    about = "brr service: tenants, identity, access control and audit over TLS"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -127,7 +131,10 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
             }
             let deps = brrd_server::server::default_deps(&config)?;
             let running = brrd_server::server::start(config, deps).await?;
-            eprintln!("brrd: https://{} (ops http://{})", running.https_addr, running.ops_addr);
+            eprintln!(
+                "brrd: https://{} (ops http://{})",
+                running.https_addr, running.ops_addr
+            );
             tokio::select! {
                 r = running.wait() => r?,
                 _ = tokio::signal::ctrl_c() => {}
@@ -149,15 +156,24 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 }
             };
             println!("setup code for {email}: {code}");
-            println!("valid 24 hours, once: POST /api/v1/auth/setup {{\"email\",\"code\",\"password\"}}");
+            println!(
+                "valid 24 hours, once: POST /api/v1/auth/setup {{\"email\",\"code\",\"password\"}}"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Audit(AuditCmd::Verify) => {
             let deps = brrd_server::server::default_deps(&config)?;
             let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
             let report = svc.audit.verify().await?;
-            println!("{}", serde_json::to_string_pretty(&report).map_err(brrd_server::Error::internal)?);
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(brrd_server::Error::internal)?
+            );
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Openapi => {
             println!("{}", brrd_server::http::openapi::openapi_json_string());
@@ -167,8 +183,9 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
 }
 
 fn brr_api_role(s: &str) -> brrd_server::Result<brrd_server::service::RoleName> {
-    brrd_server::service::RoleName::parse(s)
-        .ok_or_else(|| brrd_server::Error::invalid("role must be provider_admin, operator or security_officer"))
+    brrd_server::service::RoleName::parse(s).ok_or_else(|| {
+        brrd_server::Error::invalid("role must be provider_admin, operator or security_officer")
+    })
 }
 
 fn main() -> ExitCode {
@@ -180,7 +197,10 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("brrd: {e}");

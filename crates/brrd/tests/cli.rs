@@ -25,7 +25,13 @@ fn serve_bootstrap_and_audit_verify() {
 
     // serve: comes up with no set-up, generates its certificate, answers health checks.
     let mut child = brrd(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ops-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -37,42 +43,78 @@ fn serve_bootstrap_and_audit_verify() {
             break;
         }
         if let Some(rest) = line.strip_prefix("brrd: https://") {
-            ops = rest.split("ops http://").nth(1).map(|s| s.trim_end_matches([')', '\n']).to_string());
+            ops = rest
+                .split("ops http://")
+                .nth(1)
+                .map(|s| s.trim_end_matches([')', '\n']).to_string());
             break;
         }
     }
     let ops = ops.expect("brrd serve did not report its listeners");
     let mut s = std::net::TcpStream::connect(&ops).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "{resp}"
+    );
     assert!(data.join("tls/cert.pem").exists() && data.join("keys/jwt-ed25519.pk8").exists());
     child.kill().unwrap();
     child.wait().unwrap();
 
     // bootstrap: once.
-    let out = brrd(data).args(["admin", "bootstrap", "--email", "root@provider.example"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("setup code for root@provider.example: "));
-    let again = brrd(data).args(["admin", "bootstrap", "--email", "other@provider.example"]).output().unwrap();
+    let out = brrd(data)
+        .args(["admin", "bootstrap", "--email", "root@provider.example"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("setup code for root@provider.example: ")
+    );
+    let again = brrd(data)
+        .args(["admin", "bootstrap", "--email", "other@provider.example"])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("error[conflict]"));
     let staff = brrd(data)
-        .args(["admin", "add-staff", "--email", "so@provider.example", "--role", "security_officer"])
+        .args([
+            "admin",
+            "add-staff",
+            "--email",
+            "so@provider.example",
+            "--role",
+            "security_officer",
+        ])
         .output()
         .unwrap();
     assert!(staff.status.success());
 
     // audit verify: clean, then tampered.
     let ok = brrd(data).args(["audit", "verify"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use sqlx::Connection;
         let url = format!("sqlite://{}", data.join("brrd.db").display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("UPDATE audit_log SET actor = 'system' WHERE seq = 1").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'system' WHERE seq = 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
     });
     let bad = brrd(data).args(["audit", "verify"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
@@ -82,7 +124,11 @@ fn serve_bootstrap_and_audit_verify() {
 #[test]
 fn bad_configuration_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let out = brrd(dir.path()).env("BRRD_PIN_TTL_SECS", "3600").args(["audit", "verify"]).output().unwrap();
+    let out = brrd(dir.path())
+        .env("BRRD_PIN_TTL_SECS", "3600")
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error[config]"));
 }

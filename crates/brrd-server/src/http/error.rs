@@ -26,7 +26,12 @@ impl HttpError {
     }
 
     fn request(status: StatusCode, message: String) -> Self {
-        HttpError { status, code: "request.invalid", message, retry_after_secs: None }
+        HttpError {
+            status,
+            code: "request.invalid",
+            message,
+            retry_after_secs: None,
+        }
     }
 }
 
@@ -39,9 +44,11 @@ impl From<Error> for HttpError {
             Error::Forbidden | Error::RegistrationClosed => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Config(_) | Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config(_)
+            | Error::Database(_)
+            | Error::Migrate(_)
+            | Error::Io(_)
+            | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after_secs = match &e {
             Error::Locked { minutes } | Error::Throttled { minutes } => Some(minutes * 60),
@@ -53,22 +60,34 @@ impl From<Error> for HttpError {
         } else {
             e.to_string()
         };
-        HttpError { status, code: e.code(), message, retry_after_secs }
+        HttpError {
+            status,
+            code: e.code(),
+            message,
+            retry_after_secs,
+        }
     }
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ApiError { code: self.code.to_string(), message: self.message } };
+        let body = ErrorBody {
+            error: ApiError {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"brrd\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"brrd\""),
+            );
         }
         resp
     }

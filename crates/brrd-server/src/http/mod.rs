@@ -57,8 +57,18 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Declares an endpoint.
-    pub fn new(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Self {
-        Endpoint { method, path, access, handler }
+    pub fn new(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Endpoint {
+            method,
+            path,
+            access,
+            handler,
+        }
     }
 }
 
@@ -74,8 +84,16 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// Builds the HTTPS application.
 pub fn app(svc: Arc<Service>, metrics: Arc<Metrics>) -> Router {
     let list = endpoints();
-    let rules = Arc::new(list.iter().map(|e| ((e.method.clone(), e.path), e.access)).collect());
-    let state = AppState { svc: svc.clone(), metrics: metrics.clone(), rules };
+    let rules = Arc::new(
+        list.iter()
+            .map(|e| ((e.method.clone(), e.path), e.access))
+            .collect(),
+    );
+    let state = AppState {
+        svc: svc.clone(),
+        metrics: metrics.clone(),
+        rules,
+    };
     let mut router: Router<AppState> = Router::new();
     for e in list {
         router = router.route(e.path, e.handler);
@@ -93,15 +111,24 @@ pub fn app(svc: Arc<Service>, metrics: Arc<Metrics>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), count));
     for (name, value) in SECURITY_HEADERS {
-        router = router.layer(SetResponseHeaderLayer::overriding(name.clone(), HeaderValue::from_static(value)));
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name.clone(),
+            HeaderValue::from_static(value),
+        ));
     }
     router.with_state(state)
 }
 
 /// Headers set on every response of the HTTPS listener.
 pub const SECURITY_HEADERS: &[(HeaderName, &str)] = &[
-    (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
-    (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+    (
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=63072000; includeSubDomains",
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::REFERRER_POLICY, "no-referrer"),
@@ -132,13 +159,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 
 /// Default deny: finds the rule of the matched route, authenticates the caller, applies the rule.
 async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
         return HttpError::from(Error::NotFound).into_response();
     };
-    let Some(access) = st.rules.get(&(req.method().clone(), path.as_str())).copied() else {
+    let Some(access) = st
+        .rules
+        .get(&(req.method().clone(), path.as_str()))
+        .copied()
+    else {
         return HttpError::from(Error::NotFound).into_response();
     };
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let ip = client_ip(peer, req.headers(), &st.svc.config.trusted_proxies);
     let principal = if access == Access::Public {
         None
@@ -153,19 +191,35 @@ async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> 
     };
     if let Err(e) = access.allows(principal.as_ref()) {
         if matches!(e, Error::Forbidden) {
-            let ctx = Ctx { principal: principal.clone(), ip };
-            let _ = st.svc.record(&ctx, principal.as_ref().and_then(|p| p.company_id()), "access.denied", &path, "forbidden", req.method().as_str()).await;
+            let ctx = Ctx {
+                principal: principal.clone(),
+                ip,
+            };
+            let _ = st
+                .svc
+                .record(
+                    &ctx,
+                    principal.as_ref().and_then(|p| p.company_id()),
+                    "access.denied",
+                    &path,
+                    "forbidden",
+                    req.method().as_str(),
+                )
+                .await;
         }
         return HttpError::from(e).into_response();
     }
-    req.extensions_mut().insert(RequestCtx(Ctx { principal, ip }));
+    req.extensions_mut()
+        .insert(RequestCtx(Ctx { principal, ip }));
     next.run(req).await
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The client address: the socket peer, unless the peer is a trusted proxy, in which case the
@@ -182,7 +236,11 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer)
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -192,11 +250,21 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_unless_peer_is_trusted() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 10.0.0.9"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 10.0.0.9"),
+        );
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(Some(peer), &h, &[]), peer, "untrusted peer: header ignored");
+        assert_eq!(
+            client_ip(Some(peer), &h, &[]),
+            peer,
+            "untrusted peer: header ignored"
+        );
         let trusted = ["10.0.0.1".parse().unwrap(), "10.0.0.9".parse().unwrap()];
-        assert_eq!(client_ip(Some(peer), &h, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(Some(peer), &h, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -204,7 +272,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for e in endpoints() {
             assert!(e.path.starts_with(brr_api::API_PREFIX), "{}", e.path);
-            assert!(seen.insert((e.method.clone(), e.path)), "duplicate {} {}", e.method, e.path);
+            assert!(
+                seen.insert((e.method.clone(), e.path)),
+                "duplicate {} {}",
+                e.method,
+                e.path
+            );
         }
     }
 }

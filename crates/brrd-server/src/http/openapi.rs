@@ -11,7 +11,12 @@ use crate::service::access::Access;
 
 /// The endpoints of this module with their access rules.
 pub fn endpoints() -> Vec<Endpoint> {
-    vec![Endpoint::new(Method::GET, "/api/v1/openapi.json", Access::Public, get(openapi_json))]
+    vec![Endpoint::new(
+        Method::GET,
+        "/api/v1/openapi.json",
+        Access::Public,
+        get(openapi_json),
+    )]
 }
 
 struct BearerAuth;
@@ -19,7 +24,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -69,7 +77,10 @@ mod tests {
             std::fs::write(committed_path(), &generated).unwrap();
         }
         let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
-        assert!(committed == generated, "docs/api/openapi.json is stale: set BRR_UPDATE_OPENAPI=1 and rerun");
+        assert!(
+            committed == generated,
+            "docs/api/openapi.json is stale: set BRR_UPDATE_OPENAPI=1 and rerun"
+        );
     }
 
     #[test]
@@ -79,9 +90,18 @@ mod tests {
             if e.path.ends_with("/openapi.json") {
                 continue;
             }
-            let item = doc.paths.paths.get(e.path).unwrap_or_else(|| panic!("{} undocumented", e.path));
+            let item = doc
+                .paths
+                .paths
+                .get(e.path)
+                .unwrap_or_else(|| panic!("{} undocumented", e.path));
             let json = serde_json::to_value(item).unwrap();
-            assert!(json.get(e.method.as_str().to_lowercase()).is_some(), "{} {} undocumented", e.method, e.path);
+            assert!(
+                json.get(e.method.as_str().to_lowercase()).is_some(),
+                "{} {} undocumented",
+                e.method,
+                e.path
+            );
         }
     }
 }

@@ -29,7 +29,11 @@ impl Metrics {
 
     /// Counts a login attempt.
     pub fn record_login(&self, ok: bool) {
-        let c = if ok { &self.logins_ok } else { &self.logins_failed };
+        let c = if ok {
+            &self.logins_ok
+        } else {
+            &self.logins_failed
+        };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -97,18 +101,29 @@ pub fn redirect_app(https_port: u16) -> Router {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(strip_port)
-            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c)))
+            .filter(|h| {
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
+            })
             .unwrap_or("localhost")
             .to_string();
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
         Redirect::permanent(&format!("https://{host}{port}{path}"))
     })
 }
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map(|(h, _)| &host[..h.len() + 1]).unwrap_or(host);
+        return host
+            .split_once(']')
+            .map(|(h, _)| &host[..h.len() + 1])
+            .unwrap_or(host);
     }
     host.split(':').next().unwrap_or(host)
 }

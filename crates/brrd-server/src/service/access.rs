@@ -81,7 +81,9 @@ impl Access {
             (_, None) => Err(Error::Unauthenticated),
             (Access::Authenticated, Some(_)) => Ok(()),
             (Access::Users, Some(Principal::User { .. })) => Ok(()),
-            (Access::Roles(roles), Some(Principal::User { role, .. })) if roles.contains(role) => Ok(()),
+            (Access::Roles(roles), Some(Principal::User { role, .. })) if roles.contains(role) => {
+                Ok(())
+            }
             _ => Err(Error::Forbidden),
         }
     }
@@ -101,12 +103,22 @@ pub enum Need {
 /// Everyone else gets [`Error::NotFound`].
 pub fn company_scope(p: &Principal, company_id: &str, need: Need) -> Result<()> {
     match p {
-        Principal::User { role: Role::ProviderAdmin, .. } => Ok(()),
-        Principal::User { role: Role::Operator | Role::SecurityOfficer, .. } => match need {
+        Principal::User {
+            role: Role::ProviderAdmin,
+            ..
+        } => Ok(()),
+        Principal::User {
+            role: Role::Operator | Role::SecurityOfficer,
+            ..
+        } => match need {
             Need::Read => Ok(()),
             Need::Manage => Err(Error::Forbidden),
         },
-        Principal::User { company_id: Some(c), role, .. } if c == company_id => match (role, need) {
+        Principal::User {
+            company_id: Some(c),
+            role,
+            ..
+        } if c == company_id => match (role, need) {
             (Role::CompanyAdmin, _) | (Role::CompanyUser, Need::Read) => Ok(()),
             _ => Err(Error::Forbidden),
         },
@@ -165,7 +177,10 @@ pub fn directory_view(viewer: Viewer<'_>, target: Target<'_>) -> Option<View> {
     if target.company_id.is_none() || target.status != UserStatus::Active {
         return None;
     }
-    if matches!(viewer.company_visibility, Some(C::Closed | C::Isolated) | None) {
+    if matches!(
+        viewer.company_visibility,
+        Some(C::Closed | C::Isolated) | None
+    ) {
         return None;
     }
     let visible = match (target.company_visibility?, target.user_visibility) {
@@ -193,7 +208,10 @@ impl Service {
             return self.authenticate_key(rest).await;
         }
         let claims = self.tokens.verify(bearer, self.now())?;
-        let user = self.user_by_id(&claims.sub).await?.ok_or(Error::Unauthenticated)?;
+        let user = self
+            .user_by_id(&claims.sub)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         if user.status()? != UserStatus::Active {
             return Err(Error::Unauthenticated);
         }
@@ -206,10 +224,10 @@ impl Service {
             Some((uid, None)) if uid == user.id => {}
             _ => return Err(Error::Unauthenticated),
         }
-        if let Some(c) = &user.company_id {
-            if self.company_status(c).await?.as_deref() != Some("active") {
-                return Err(Error::Unauthenticated);
-            }
+        if let Some(c) = &user.company_id
+            && self.company_status(c).await?.as_deref() != Some("active")
+        {
+            return Err(Error::Unauthenticated);
         }
         Ok(Principal::User {
             role: user.role()?,
@@ -221,11 +239,12 @@ impl Service {
 
     async fn authenticate_key(&self, rest: &str) -> Result<Principal> {
         let (id, secret) = rest.split_once('_').ok_or(Error::Unauthenticated)?;
-        let row: Option<KeyRow> =
-            sqlx::query_as("SELECT company_id, secret_hash, revoked_at FROM api_keys WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let row: Option<KeyRow> = sqlx::query_as(
+            "SELECT company_id, secret_hash, revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
         let row = row.ok_or(Error::Unauthenticated)?;
         if row.revoked_at.is_some() || !ct_eq(&sha256_hex(secret.as_bytes()), &row.secret_hash) {
             return Err(Error::Unauthenticated);
@@ -233,7 +252,10 @@ impl Service {
         if self.company_status(&row.company_id).await?.as_deref() != Some("active") {
             return Err(Error::Unauthenticated);
         }
-        Ok(Principal::Agent { key_id: id.to_string(), company_id: row.company_id })
+        Ok(Principal::Agent {
+            key_id: id.to_string(),
+            company_id: row.company_id,
+        })
     }
 }
 
@@ -263,13 +285,30 @@ mod tests {
             (user(Role::CompanyUser, Some("a")), Read, true),
             (user(Role::CompanyUser, Some("a")), Manage, false),
             (user(Role::CompanyAdmin, Some("b")), Read, false),
-            (Principal::Agent { key_id: "k".into(), company_id: "a".into() }, Manage, false),
-            (Principal::Agent { key_id: "k".into(), company_id: "b".into() }, Read, false),
+            (
+                Principal::Agent {
+                    key_id: "k".into(),
+                    company_id: "a".into(),
+                },
+                Manage,
+                false,
+            ),
+            (
+                Principal::Agent {
+                    key_id: "k".into(),
+                    company_id: "b".into(),
+                },
+                Read,
+                false,
+            ),
         ];
         for (p, need, ok) in cases {
             assert_eq!(company_scope(&p, "a", need).is_ok(), ok, "{p:?} {need:?}");
         }
-        assert!(matches!(company_scope(&user(Role::CompanyAdmin, Some("b")), "a", Need::Read), Err(Error::NotFound)));
+        assert!(matches!(
+            company_scope(&user(Role::CompanyAdmin, Some("b")), "a", Need::Read),
+            Err(Error::NotFound)
+        ));
     }
 
     fn company_vis() -> impl Strategy<Value = CompanyVisibility> {
@@ -282,7 +321,11 @@ mod tests {
     }
 
     fn user_vis() -> impl Strategy<Value = UserVisibility> {
-        prop_oneof![Just(UserVisibility::Inherit), Just(UserVisibility::Public), Just(UserVisibility::Hidden)]
+        prop_oneof![
+            Just(UserVisibility::Inherit),
+            Just(UserVisibility::Public),
+            Just(UserVisibility::Hidden)
+        ]
     }
 
     proptest! {
@@ -318,7 +361,11 @@ mod tests {
 
     #[test]
     fn operators_see_no_people() {
-        let viewer = Viewer { role: Role::Operator, company_id: None, company_visibility: None };
+        let viewer = Viewer {
+            role: Role::Operator,
+            company_id: None,
+            company_visibility: None,
+        };
         let target = Target {
             company_id: Some("t"),
             company_visibility: Some(CompanyVisibility::Public),

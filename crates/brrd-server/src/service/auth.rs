@@ -26,14 +26,23 @@ impl Service {
     pub async fn login(&self, ctx: &Ctx, email: &str, password: &str) -> Result<TokenResponse> {
         let ip_key = format!("ip:{}", ctx.ip);
         if let Some(minutes) = self.locked_minutes(&ip_key).await? {
-            self.record(ctx, None, "auth.login", &ip_key, "throttled", "").await?;
+            self.record(ctx, None, "auth.login", &ip_key, "throttled", "")
+                .await?;
             return Err(Error::Throttled { minutes });
         }
         // Unparseable addresses are treated like unknown ones (same answer, same work).
         let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         let acct_key = format!("acct:{email}");
         if let Some(minutes) = self.locked_minutes(&acct_key).await? {
-            self.record(ctx, None, "auth.login", &format!("email:{email}"), "locked", "").await?;
+            self.record(
+                ctx,
+                None,
+                "auth.login",
+                &format!("email:{email}"),
+                "locked",
+                "",
+            )
+            .await?;
             return Err(Error::Locked { minutes });
         }
         let user = self.user_by_email(&email).await?;
@@ -43,35 +52,74 @@ impl Service {
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password_ok = verify_password(&hash, password);
         let user = match user {
-            Some(u) if password_ok && u.password_hash.is_some() && u.status()? == UserStatus::Active => u,
+            Some(u)
+                if password_ok
+                    && u.password_hash.is_some()
+                    && u.status()? == UserStatus::Active =>
+            {
+                u
+            }
             other => {
-                let target = other.as_ref().map(|u| format!("user:{}", u.id)).unwrap_or(format!("email:{email}"));
+                let target = other
+                    .as_ref()
+                    .map(|u| format!("user:{}", u.id))
+                    .unwrap_or(format!("email:{email}"));
                 let company = other.as_ref().and_then(|u| u.company_id.clone());
-                self.record_failure(&ip_key, self.config.ip_max_failures).await?;
-                let locked = self.record_failure(&acct_key, self.config.account_max_failures).await?;
-                self.record(ctx, company.as_deref(), "auth.login", &target, "failure", "").await?;
+                self.record_failure(&ip_key, self.config.ip_max_failures)
+                    .await?;
+                let locked = self
+                    .record_failure(&acct_key, self.config.account_max_failures)
+                    .await?;
+                self.record(
+                    ctx,
+                    company.as_deref(),
+                    "auth.login",
+                    &target,
+                    "failure",
+                    "",
+                )
+                .await?;
                 if locked {
-                    self.record(ctx, company.as_deref(), "auth.lockout", &target, "locked", "").await?;
-                    return Err(Error::Locked { minutes: (self.config.lockout_secs + 59) / 60 });
+                    self.record(
+                        ctx,
+                        company.as_deref(),
+                        "auth.lockout",
+                        &target,
+                        "locked",
+                        "",
+                    )
+                    .await?;
+                    return Err(Error::Locked {
+                        minutes: (self.config.lockout_secs + 59) / 60,
+                    });
                 }
                 return Err(Error::InvalidCredentials);
             }
         };
-        if let Some(c) = &user.company_id {
-            if self.company_status(c).await?.as_deref() != Some("active") {
-                self.record(ctx, Some(c), "auth.login", &format!("user:{}", user.id), "company_inactive", "")
-                    .await?;
-                return Err(Error::InvalidCredentials);
-            }
+        if let Some(c) = &user.company_id
+            && self.company_status(c).await?.as_deref() != Some("active")
+        {
+            self.record(
+                ctx,
+                Some(c),
+                "auth.login",
+                &format!("user:{}", user.id),
+                "company_inactive",
+                "",
+            )
+            .await?;
+            return Err(Error::InvalidCredentials);
         }
         self.clear_failures(&acct_key).await?;
         let session_id = self.new_id();
-        sqlx::query("INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)")
-            .bind(&session_id)
-            .bind(&user.id)
-            .bind(self.now())
-            .execute(&self.db.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, revoked_at) VALUES ($1, $2, $3, NULL)",
+        )
+        .bind(&session_id)
+        .bind(&user.id)
+        .bind(self.now())
+        .execute(&self.db.pool)
+        .await?;
         let tokens = self.issue_tokens(&user.id, &session_id).await?;
         let ctx = Ctx {
             principal: Some(Principal::User {
@@ -82,8 +130,15 @@ impl Service {
             }),
             ip: ctx.ip,
         };
-        self.record(&ctx, user.company_id.as_deref(), "auth.login", &format!("user:{}", user.id), "success", &format!("session:{session_id}"))
-            .await?;
+        self.record(
+            &ctx,
+            user.company_id.as_deref(),
+            "auth.login",
+            &format!("user:{}", user.id),
+            "success",
+            &format!("session:{session_id}"),
+        )
+        .await?;
         Ok(tokens)
     }
 
@@ -119,34 +174,46 @@ impl Service {
         .fetch_optional(&self.db.pool)
         .await?;
         let Some(row) = row else {
-            self.record(ctx, None, "auth.refresh", "unknown", "failure", "").await?;
+            self.record(ctx, None, "auth.refresh", "unknown", "failure", "")
+                .await?;
             return Err(Error::Unauthenticated);
         };
         let target = format!("session:{}", row.session_id);
         if row.used_at.is_some() {
             self.revoke_session(&row.session_id).await?;
-            self.record(ctx, None, "auth.refresh_reuse", &target, "session_revoked", &format!("user:{}", row.user_id))
-                .await?;
+            self.record(
+                ctx,
+                None,
+                "auth.refresh_reuse",
+                &target,
+                "session_revoked",
+                &format!("user:{}", row.user_id),
+            )
+            .await?;
             return Err(Error::Unauthenticated);
         }
         let now = self.now();
-        let marked = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&hash)
-            .execute(&self.db.pool)
-            .await?;
+        let marked = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&hash)
+        .execute(&self.db.pool)
+        .await?;
         if marked.rows_affected() != 1 {
             self.revoke_session(&row.session_id).await?;
             return Err(Error::Unauthenticated);
         }
-        let revoked: Option<Option<i64>> = sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = $1")
-            .bind(&row.session_id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let revoked: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = $1")
+                .bind(&row.session_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
         let user = self.user_by_id(&row.user_id).await?;
         let active = user.as_ref().map(|u| u.status()).transpose()? == Some(UserStatus::Active);
         if row.expires_at <= now || revoked != Some(None) || !active {
-            self.record(ctx, None, "auth.refresh", &target, "failure", "").await?;
+            self.record(ctx, None, "auth.refresh", &target, "failure", "")
+                .await?;
             return Err(Error::Unauthenticated);
         }
         self.issue_tokens(&row.user_id, &row.session_id).await
@@ -164,19 +231,42 @@ impl Service {
     /// Ends the caller's session (its access and refresh tokens stop working at once).
     pub async fn logout(&self, ctx: &Ctx) -> Result<()> {
         let p = ctx.principal()?;
-        let Principal::User { session_id, company_id, .. } = p else { return Err(Error::Forbidden) };
+        let Principal::User {
+            session_id,
+            company_id,
+            ..
+        } = p
+        else {
+            return Err(Error::Forbidden);
+        };
         self.revoke_session(session_id).await?;
-        self.record(ctx, company_id.as_deref(), "auth.logout", &format!("session:{session_id}"), "success", "")
-            .await
+        self.record(
+            ctx,
+            company_id.as_deref(),
+            "auth.logout",
+            &format!("session:{session_id}"),
+            "success",
+            "",
+        )
+        .await
     }
 
     /// Ends every session of the caller.
     pub async fn logout_all(&self, ctx: &Ctx) -> Result<u64> {
         let p = ctx.principal()?;
-        let Principal::User { id, company_id, .. } = p else { return Err(Error::Forbidden) };
+        let Principal::User { id, company_id, .. } = p else {
+            return Err(Error::Forbidden);
+        };
         let n = self.revoke_all_sessions(id).await?;
-        self.record(ctx, company_id.as_deref(), "auth.logout_all", &format!("user:{id}"), "success", &format!("sessions={n}"))
-            .await?;
+        self.record(
+            ctx,
+            company_id.as_deref(),
+            "auth.logout_all",
+            &format!("user:{id}"),
+            "success",
+            &format!("sessions={n}"),
+        )
+        .await?;
         Ok(n)
     }
 
@@ -188,7 +278,9 @@ impl Service {
             .fetch_one(&self.db.pool)
             .await?;
         if existing > 0 {
-            return Err(Error::Conflict("a provider administrator exists already".into()));
+            return Err(Error::Conflict(
+                "a provider administrator exists already".into(),
+            ));
         }
         self.create_staff(email, Role::ProviderAdmin).await
     }
@@ -197,11 +289,15 @@ impl Service {
     /// returns its one-time setup code (valid 24 hours, used with `POST /auth/setup`).
     pub async fn create_staff(&self, email: &str, role: Role) -> Result<String> {
         if !role.is_provider() {
-            return Err(Error::invalid("staff roles are provider_admin, operator and security_officer"));
+            return Err(Error::invalid(
+                "staff roles are provider_admin, operator and security_officer",
+            ));
         }
         let email = normalize_email(email)?;
         if self.user_by_email(&email).await?.is_some() {
-            return Err(Error::Conflict("an account with this address exists".into()));
+            return Err(Error::Conflict(
+                "an account with this address exists".into(),
+            ));
         }
         let id = self.new_id();
         sqlx::query(&format!(
@@ -216,9 +312,21 @@ impl Service {
         .execute(&self.db.pool)
         .await?;
         let code = new_token(self.rng.as_ref());
-        self.store_code(&email, Purpose::Setup, &code, 24 * 3600).await?;
-        let ctx = Ctx { principal: None, ip: std::net::IpAddr::from([127, 0, 0, 1]) };
-        self.record(&ctx, None, "admin.create_staff", &format!("user:{id}"), "success", role.as_str()).await?;
+        self.store_code(&email, Purpose::Setup, &code, 24 * 3600)
+            .await?;
+        let ctx = Ctx {
+            principal: None,
+            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        self.record(
+            &ctx,
+            None,
+            "admin.create_staff",
+            &format!("user:{id}"),
+            "success",
+            role.as_str(),
+        )
+        .await?;
         Ok(code)
     }
 
@@ -228,17 +336,33 @@ impl Service {
         self.consume_code(&email, Purpose::Setup, code).await?;
         check_password(password, &email, self.config.password_min_length)?;
         let user = self.user_by_email(&email).await?.ok_or(Error::BadCode)?;
-        self.set_password(&user.id, password, Some(UserStatus::Active)).await?;
-        self.record(ctx, None, "auth.setup", &format!("user:{}", user.id), "success", "").await
+        self.set_password(&user.id, password, Some(UserStatus::Active))
+            .await?;
+        self.record(
+            ctx,
+            None,
+            "auth.setup",
+            &format!("user:{}", user.id),
+            "success",
+            "",
+        )
+        .await
     }
 
-    async fn set_password(&self, user_id: &str, password: &str, status: Option<UserStatus>) -> Result<()> {
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password: &str,
+        status: Option<UserStatus>,
+    ) -> Result<()> {
         let hash = hash_password(self.rng.as_ref(), password)?;
         let q = match status {
-            Some(s) => sqlx::query("UPDATE users SET password_hash = $1, status = $2 WHERE id = $3")
-                .bind(hash)
-                .bind(s.as_str())
-                .bind(user_id),
+            Some(s) => {
+                sqlx::query("UPDATE users SET password_hash = $1, status = $2 WHERE id = $3")
+                    .bind(hash)
+                    .bind(s.as_str())
+                    .bind(user_id)
+            }
             None => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(hash)
                 .bind(user_id),
@@ -265,12 +389,22 @@ impl Service {
                         .into(),
                 )
                 .await?;
-                self.record(ctx, existing.company_id.as_deref(), "auth.register", &format!("user:{}", existing.id), "exists", "")
-                    .await?;
+                self.record(
+                    ctx,
+                    existing.company_id.as_deref(),
+                    "auth.register",
+                    &format!("user:{}", existing.id),
+                    "exists",
+                    "",
+                )
+                .await?;
                 return Ok(());
             }
             // A pending sign-up is replaced by the new one.
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(&existing.id).execute(&self.db.pool).await?;
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&existing.id)
+                .execute(&self.db.pool)
+                .await?;
         }
         let now = self.now();
         let invitation: Option<(String, String)> = sqlx::query_as(
@@ -282,9 +416,15 @@ impl Service {
         .fetch_optional(&self.db.pool)
         .await?;
         let (company_id, role) = match invitation {
-            Some((c, r)) => (c, Role::parse(&r).ok_or_else(|| Error::internal("bad role"))?),
+            Some((c, r)) => (
+                c,
+                Role::parse(&r).ok_or_else(|| Error::internal("bad role"))?,
+            ),
             None if self.config.open_registration => {
-                let company_name = check_name("company name", req.company_name.as_deref().unwrap_or_default())?;
+                let company_name = check_name(
+                    "company name",
+                    req.company_name.as_deref().unwrap_or_default(),
+                )?;
                 let site = req.site.as_deref().unwrap_or_default();
                 check_site(site)?;
                 let id = self.new_id();
@@ -298,12 +438,7 @@ impl Service {
                 .bind(now)
                 .execute(&self.db.pool)
                 .await;
-                if let Err(sqlx::Error::Database(e)) = &inserted {
-                    if e.is_unique_violation() {
-                        return Err(Error::Conflict("a company with this name exists".into()));
-                    }
-                }
-                inserted?;
+                super::conflict_on_unique(inserted, "a company with this name exists")?;
                 (id, Role::CompanyAdmin)
             }
             None => return Err(Error::RegistrationClosed),
@@ -323,15 +458,26 @@ impl Service {
         .execute(&self.db.pool)
         .await?;
         self.send_pin(&email, Purpose::Register).await?;
-        self.record(ctx, Some(&company_id), "auth.register", &format!("user:{id}"), "pin_sent", role.as_str())
-            .await
+        self.record(
+            ctx,
+            Some(&company_id),
+            "auth.register",
+            &format!("user:{id}"),
+            "pin_sent",
+            role.as_str(),
+        )
+        .await
     }
 
     async fn send_pin(&self, email: &str, purpose: Purpose) -> Result<()> {
         let pin = new_pin(self.rng.as_ref());
-        self.store_code(email, purpose, &pin, self.config.pin_ttl_secs).await?;
+        self.store_code(email, purpose, &pin, self.config.pin_ttl_secs)
+            .await?;
         let (subject, what) = match purpose {
-            Purpose::Register => ("brr: confirm your e-mail address", "confirm your e-mail address"),
+            Purpose::Register => (
+                "brr: confirm your e-mail address",
+                "confirm your e-mail address",
+            ),
             _ => ("brr: password reset", "reset your password"),
         };
         let minutes = (self.config.pin_ttl_secs + 59) / 60;
@@ -350,66 +496,143 @@ impl Service {
     pub async fn verify_registration(&self, ctx: &Ctx, email: &str, pin: &str) -> Result<()> {
         let email = normalize_email(email).map_err(|_| Error::BadCode)?;
         if let Err(e) = self.consume_code(&email, Purpose::Register, pin).await {
-            self.record(ctx, None, "auth.register_verify", &format!("email:{email}"), "failure", "").await?;
+            self.record(
+                ctx,
+                None,
+                "auth.register_verify",
+                &format!("email:{email}"),
+                "failure",
+                "",
+            )
+            .await?;
             return Err(e);
         }
         let user: UserRow = self.user_by_email(&email).await?.ok_or(Error::BadCode)?;
         if user.status()? != UserStatus::Pending {
             return Err(Error::BadCode);
         }
-        sqlx::query("UPDATE users SET status = 'active' WHERE id = $1").bind(&user.id).execute(&self.db.pool).await?;
+        sqlx::query("UPDATE users SET status = 'active' WHERE id = $1")
+            .bind(&user.id)
+            .execute(&self.db.pool)
+            .await?;
         if let Some(c) = &user.company_id {
-            sqlx::query("UPDATE companies SET status = 'active' WHERE id = $1 AND status = 'pending'")
-                .bind(c)
-                .execute(&self.db.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE companies SET status = 'active' WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(c)
+            .execute(&self.db.pool)
+            .await?;
             sqlx::query("UPDATE invitations SET status = 'accepted' WHERE email = $1 AND company_id = $2 AND status = 'open'")
                 .bind(&email)
                 .bind(c)
                 .execute(&self.db.pool)
                 .await?;
         }
-        self.record(ctx, user.company_id.as_deref(), "auth.register_verify", &format!("user:{}", user.id), "success", "")
-            .await
+        self.record(
+            ctx,
+            user.company_id.as_deref(),
+            "auth.register_verify",
+            &format!("user:{}", user.id),
+            "success",
+            "",
+        )
+        .await
     }
 
     /// Mails a reset PIN if an active account has this address; the answer is the same either way.
     pub async fn request_password_reset(&self, ctx: &Ctx, email: &str) -> Result<()> {
-        let Ok(email) = normalize_email(email) else { return Ok(()) };
+        let Ok(email) = normalize_email(email) else {
+            return Ok(());
+        };
         match self.user_by_email(&email).await? {
             Some(u) if u.status()? == UserStatus::Active => {
                 self.send_pin(&email, Purpose::Reset).await?;
-                self.record(ctx, u.company_id.as_deref(), "auth.password_reset", &format!("user:{}", u.id), "pin_sent", "")
-                    .await
+                self.record(
+                    ctx,
+                    u.company_id.as_deref(),
+                    "auth.password_reset",
+                    &format!("user:{}", u.id),
+                    "pin_sent",
+                    "",
+                )
+                .await
             }
-            _ => self.record(ctx, None, "auth.password_reset", &format!("email:{email}"), "no_account", "").await,
+            _ => {
+                self.record(
+                    ctx,
+                    None,
+                    "auth.password_reset",
+                    &format!("email:{email}"),
+                    "no_account",
+                    "",
+                )
+                .await
+            }
         }
     }
 
     /// Sets a new password with a reset PIN; every session of the user ends.
-    pub async fn confirm_password_reset(&self, ctx: &Ctx, email: &str, pin: &str, new_password: &str) -> Result<()> {
+    pub async fn confirm_password_reset(
+        &self,
+        ctx: &Ctx,
+        email: &str,
+        pin: &str,
+        new_password: &str,
+    ) -> Result<()> {
         let email = normalize_email(email).map_err(|_| Error::BadCode)?;
         check_password(new_password, &email, self.config.password_min_length)?;
         if let Err(e) = self.consume_code(&email, Purpose::Reset, pin).await {
-            self.record(ctx, None, "auth.password_reset_confirm", &format!("email:{email}"), "failure", "").await?;
+            self.record(
+                ctx,
+                None,
+                "auth.password_reset_confirm",
+                &format!("email:{email}"),
+                "failure",
+                "",
+            )
+            .await?;
             return Err(e);
         }
         let user = self.user_by_email(&email).await?.ok_or(Error::BadCode)?;
         self.set_password(&user.id, new_password, None).await?;
         self.revoke_all_sessions(&user.id).await?;
         self.clear_failures(&format!("acct:{email}")).await?;
-        self.record(ctx, user.company_id.as_deref(), "auth.password_reset_confirm", &format!("user:{}", user.id), "success", "")
-            .await
+        self.record(
+            ctx,
+            user.company_id.as_deref(),
+            "auth.password_reset_confirm",
+            &format!("user:{}", user.id),
+            "success",
+            "",
+        )
+        .await
     }
 
     /// Changes the caller's password (the current one is required); other sessions end.
-    pub async fn change_password(&self, ctx: &Ctx, current: &str, new_password: &str) -> Result<()> {
-        let Principal::User { id, session_id, .. } = ctx.principal()? else { return Err(Error::Forbidden) };
+    pub async fn change_password(
+        &self,
+        ctx: &Ctx,
+        current: &str,
+        new_password: &str,
+    ) -> Result<()> {
+        let Principal::User { id, session_id, .. } = ctx.principal()? else {
+            return Err(Error::Forbidden);
+        };
         let user = self.user_by_id(id).await?.ok_or(Error::Unauthenticated)?;
-        let ok = user.password_hash.as_deref().is_some_and(|h| verify_password(h, current));
+        let ok = user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| verify_password(h, current));
         if !ok {
-            self.record(ctx, user.company_id.as_deref(), "user.password_change", &format!("user:{id}"), "failure", "")
-                .await?;
+            self.record(
+                ctx,
+                user.company_id.as_deref(),
+                "user.password_change",
+                &format!("user:{id}"),
+                "failure",
+                "",
+            )
+            .await?;
             return Err(Error::InvalidCredentials);
         }
         check_password(new_password, &user.email, self.config.password_min_length)?;
@@ -420,7 +643,14 @@ impl Service {
             .bind(session_id)
             .execute(&self.db.pool)
             .await?;
-        self.record(ctx, user.company_id.as_deref(), "user.password_change", &format!("user:{id}"), "success", "")
-            .await
+        self.record(
+            ctx,
+            user.company_id.as_deref(),
+            "user.password_change",
+            &format!("user:{id}"),
+            "success",
+            "",
+        )
+        .await
     }
 }

@@ -49,7 +49,13 @@ impl Service {
 
     /// Stores a new code for `email` (replacing older ones for the same purpose); returns nothing —
     /// the caller mails or prints the code it generated.
-    pub(crate) async fn store_code(&self, email: &str, purpose: Purpose, code: &str, ttl_secs: i64) -> Result<()> {
+    pub(crate) async fn store_code(
+        &self,
+        email: &str,
+        purpose: Purpose,
+        code: &str,
+        ttl_secs: i64,
+    ) -> Result<()> {
         let now = self.now();
         let mut tx = self.db.pool.begin().await?;
         sqlx::query("DELETE FROM one_time_codes WHERE email = $1 AND purpose = $2")
@@ -75,7 +81,12 @@ impl Service {
 
     /// Consumes a code: single use, before expiry, within the attempt limit. Any failure is
     /// [`Error::BadCode`], also for addresses that have no code (no enumeration).
-    pub(crate) async fn consume_code(&self, email: &str, purpose: Purpose, code: &str) -> Result<()> {
+    pub(crate) async fn consume_code(
+        &self,
+        email: &str,
+        purpose: Purpose,
+        code: &str,
+    ) -> Result<()> {
         let row: Option<CodeRow> = sqlx::query_as(
             "SELECT id, code_hash, expires_at, attempts, used FROM one_time_codes WHERE email = $1 AND purpose = $2",
         )
@@ -83,7 +94,9 @@ impl Service {
         .bind(purpose.as_str())
         .fetch_optional(&self.db.pool)
         .await?;
-        let Some(row) = row else { return Err(Error::BadCode) };
+        let Some(row) = row else {
+            return Err(Error::BadCode);
+        };
         let max = self.config.pin_max_attempts;
         if row.used != 0 || row.expires_at <= self.now() || row.attempts >= max {
             return Err(Error::BadCode);
@@ -113,10 +126,12 @@ impl Service {
     }
 
     async fn throttle_row(&self, key: &str) -> Result<Option<ThrottleRow>> {
-        Ok(sqlx::query_as("SELECT failures, window_start, locked_until FROM throttle WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.db.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT failures, window_start, locked_until FROM throttle WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.db.pool)
+        .await?)
     }
 
     /// Minutes left of a lock on `key`, if locked.

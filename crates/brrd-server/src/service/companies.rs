@@ -1,7 +1,8 @@
 //! Companies, invitations and agent API keys.
 
 use brr_api::identity::{
-    ApiKey, Company, CompanyVisibility, CreateCompany, CreatedApiKey, Invitation, Role, UpdateCompany,
+    ApiKey, Company, CompanyVisibility, CreateCompany, CreatedApiKey, Invitation, Role,
+    UpdateCompany,
 };
 
 use super::access::{Need, company_scope};
@@ -22,7 +23,7 @@ struct CompanyRow {
 }
 
 impl CompanyRow {
-    fn to_api(self) -> Result<Company> {
+    fn into_api(self) -> Result<Company> {
         Ok(Company {
             visibility: CompanyVisibility::parse(&self.visibility)
                 .ok_or_else(|| Error::internal("bad visibility in database"))?,
@@ -46,7 +47,7 @@ struct InvitationRow {
 }
 
 impl InvitationRow {
-    fn to_api(self) -> Result<Invitation> {
+    fn into_api(self) -> Result<Invitation> {
         Ok(Invitation {
             role: Role::parse(&self.role).ok_or_else(|| Error::internal("bad role in database"))?,
             id: self.id,
@@ -69,7 +70,13 @@ struct KeyRow {
 
 impl From<KeyRow> for ApiKey {
     fn from(r: KeyRow) -> Self {
-        ApiKey { id: r.id, company_id: r.company_id, name: r.name, created_at: r.created_at, revoked_at: r.revoked_at }
+        ApiKey {
+            id: r.id,
+            company_id: r.company_id,
+            name: r.name,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
     }
 }
 
@@ -81,18 +88,22 @@ impl Service {
         let p = ctx.principal()?;
         let rows: Vec<CompanyRow> = match p.role() {
             Some(r) if r.is_provider() => {
-                sqlx::query_as(&format!("SELECT {COMPANY_COLUMNS} FROM companies ORDER BY name"))
-                    .fetch_all(&self.db.pool)
-                    .await?
+                sqlx::query_as(&format!(
+                    "SELECT {COMPANY_COLUMNS} FROM companies ORDER BY name"
+                ))
+                .fetch_all(&self.db.pool)
+                .await?
             }
             _ => {
-                sqlx::query_as(&format!("SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"))
-                    .bind(p.company_id().unwrap_or_default())
-                    .fetch_all(&self.db.pool)
-                    .await?
+                sqlx::query_as(&format!(
+                    "SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"
+                ))
+                .bind(p.company_id().unwrap_or_default())
+                .fetch_all(&self.db.pool)
+                .await?
             }
         };
-        rows.into_iter().map(CompanyRow::to_api).collect()
+        rows.into_iter().map(CompanyRow::into_api).collect()
     }
 
     /// One company, within scope.
@@ -102,15 +113,21 @@ impl Service {
     }
 
     async fn load_company(&self, id: &str) -> Result<Company> {
-        let row: Option<CompanyRow> = sqlx::query_as(&format!("SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.ok_or(Error::NotFound)?.to_api()
+        let row: Option<CompanyRow> = sqlx::query_as(&format!(
+            "SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.ok_or(Error::NotFound)?.into_api()
     }
 
     /// Creates a company and invites its first administrator (provider admins).
-    pub async fn create_company(&self, ctx: &Ctx, req: &CreateCompany) -> Result<(Company, Invitation)> {
+    pub async fn create_company(
+        &self,
+        ctx: &Ctx,
+        req: &CreateCompany,
+    ) -> Result<(Company, Invitation)> {
         let p = ctx.principal()?;
         if p.role() != Some(Role::ProviderAdmin) {
             return Err(Error::Forbidden);
@@ -128,20 +145,27 @@ impl Service {
         .bind(self.now())
         .execute(&self.db.pool)
         .await;
-        if let Err(sqlx::Error::Database(e)) = &inserted {
-            if e.is_unique_violation() {
-                return Err(Error::Conflict("a company with this name exists".into()));
-            }
-        }
-        inserted?;
-        self.record(ctx, Some(&id), "company.create", &format!("company:{id}"), "success", &format!("site={}", req.site))
-            .await?;
+        super::conflict_on_unique(inserted, "a company with this name exists")?;
+        self.record(
+            ctx,
+            Some(&id),
+            "company.create",
+            &format!("company:{id}"),
+            "success",
+            &format!("site={}", req.site),
+        )
+        .await?;
         let inv = self.invite(ctx, &id, &email, Role::CompanyAdmin).await?;
         Ok((self.load_company(&id).await?, inv))
     }
 
     /// Changes visibility (company admin, provider admin) or status (provider admin only).
-    pub async fn update_company(&self, ctx: &Ctx, id: &str, req: &UpdateCompany) -> Result<Company> {
+    pub async fn update_company(
+        &self,
+        ctx: &Ctx,
+        id: &str,
+        req: &UpdateCompany,
+    ) -> Result<Company> {
         let p = ctx.principal()?;
         company_scope(p, id, Need::Manage)?;
         if let Some(status) = &req.status {
@@ -151,8 +175,20 @@ impl Service {
             if !matches!(status.as_str(), "active" | "suspended") {
                 return Err(Error::invalid("status must be active or suspended"));
             }
-            sqlx::query("UPDATE companies SET status = $1 WHERE id = $2").bind(status).bind(id).execute(&self.db.pool).await?;
-            self.record(ctx, Some(id), "company.status", &format!("company:{id}"), "success", status).await?;
+            sqlx::query("UPDATE companies SET status = $1 WHERE id = $2")
+                .bind(status)
+                .bind(id)
+                .execute(&self.db.pool)
+                .await?;
+            self.record(
+                ctx,
+                Some(id),
+                "company.status",
+                &format!("company:{id}"),
+                "success",
+                status,
+            )
+            .await?;
         }
         if let Some(v) = req.visibility {
             sqlx::query("UPDATE companies SET visibility = $1 WHERE id = $2")
@@ -160,13 +196,27 @@ impl Service {
                 .bind(id)
                 .execute(&self.db.pool)
                 .await?;
-            self.record(ctx, Some(id), "company.visibility", &format!("company:{id}"), "success", v.as_str()).await?;
+            self.record(
+                ctx,
+                Some(id),
+                "company.visibility",
+                &format!("company:{id}"),
+                "success",
+                v.as_str(),
+            )
+            .await?;
         }
         self.load_company(id).await
     }
 
     /// Invites `email` into company `company_id` with a company role.
-    pub async fn create_invitation(&self, ctx: &Ctx, company_id: &str, email: &str, role: Role) -> Result<Invitation> {
+    pub async fn create_invitation(
+        &self,
+        ctx: &Ctx,
+        company_id: &str,
+        email: &str,
+        role: Role,
+    ) -> Result<Invitation> {
         company_scope(ctx.principal()?, company_id, Need::Manage)?;
         self.load_company(company_id).await?;
         let email = normalize_email(email)?;
@@ -176,7 +226,13 @@ impl Service {
         self.invite(ctx, company_id, &email, role).await
     }
 
-    async fn invite(&self, ctx: &Ctx, company_id: &str, email: &str, role: Role) -> Result<Invitation> {
+    async fn invite(
+        &self,
+        ctx: &Ctx,
+        company_id: &str,
+        email: &str,
+        role: Role,
+    ) -> Result<Invitation> {
         let id = self.new_id();
         let expires_at = self.now() + self.config.invitation_ttl_secs * 1000;
         let inviter = ctx.principal()?.actor();
@@ -201,9 +257,23 @@ impl Service {
                 .into(),
         )
         .await?;
-        self.record(ctx, Some(company_id), "invitation.create", &format!("invitation:{id}"), "success", role.as_str())
-            .await?;
-        Ok(Invitation { id, company_id: company_id.into(), email: email.into(), role, status: "open".into(), expires_at })
+        self.record(
+            ctx,
+            Some(company_id),
+            "invitation.create",
+            &format!("invitation:{id}"),
+            "success",
+            role.as_str(),
+        )
+        .await?;
+        Ok(Invitation {
+            id,
+            company_id: company_id.into(),
+            email: email.into(),
+            role,
+            status: "open".into(),
+            expires_at,
+        })
     }
 
     /// Invitations of a company.
@@ -215,7 +285,7 @@ impl Service {
         .bind(company_id)
         .fetch_all(&self.db.pool)
         .await?;
-        rows.into_iter().map(InvitationRow::to_api).collect()
+        rows.into_iter().map(InvitationRow::into_api).collect()
     }
 
     /// Revokes an open invitation.
@@ -229,11 +299,24 @@ impl Service {
         if r.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        self.record(ctx, Some(company_id), "invitation.revoke", &format!("invitation:{id}"), "success", "").await
+        self.record(
+            ctx,
+            Some(company_id),
+            "invitation.revoke",
+            &format!("invitation:{id}"),
+            "success",
+            "",
+        )
+        .await
     }
 
     /// Creates an agent API key; the secret is returned once and stored only as a hash.
-    pub async fn create_api_key(&self, ctx: &Ctx, company_id: &str, name: &str) -> Result<CreatedApiKey> {
+    pub async fn create_api_key(
+        &self,
+        ctx: &Ctx,
+        company_id: &str,
+        name: &str,
+    ) -> Result<CreatedApiKey> {
         let p = ctx.principal()?;
         company_scope(p, company_id, Need::Manage)?;
         if p.role() != Some(Role::CompanyAdmin) {
@@ -255,10 +338,24 @@ impl Service {
         .bind(now)
         .execute(&self.db.pool)
         .await?;
-        self.record(ctx, Some(company_id), "api_key.create", &format!("api_key:{id}"), "success", "").await?;
+        self.record(
+            ctx,
+            Some(company_id),
+            "api_key.create",
+            &format!("api_key:{id}"),
+            "success",
+            "",
+        )
+        .await?;
         Ok(CreatedApiKey {
             secret: format!("brr_{id}_{secret}"),
-            key: ApiKey { id, company_id: company_id.into(), name, created_at: now, revoked_at: None },
+            key: ApiKey {
+                id,
+                company_id: company_id.into(),
+                name,
+                created_at: now,
+                revoked_at: None,
+            },
         })
     }
 
@@ -286,7 +383,15 @@ impl Service {
         if r.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        self.record(ctx, Some(company_id), "api_key.revoke", &format!("api_key:{id}"), "success", "").await
+        self.record(
+            ctx,
+            Some(company_id),
+            "api_key.revoke",
+            &format!("api_key:{id}"),
+            "success",
+            "",
+        )
+        .await
     }
 
     /// Whether the caller is an agent (used by `/me`).

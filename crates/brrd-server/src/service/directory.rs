@@ -25,18 +25,24 @@ const SELECT: &str = "SELECT u.id, u.company_id, u.email, u.display_name, u.role
 
 impl Service {
     async fn viewer_visibility(&self, p: &Principal) -> Result<Option<CompanyVisibility>> {
-        let Some(c) = p.company_id() else { return Ok(None) };
-        let v: Option<String> = sqlx::query_scalar("SELECT visibility FROM companies WHERE id = $1")
-            .bind(c)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let Some(c) = p.company_id() else {
+            return Ok(None);
+        };
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT visibility FROM companies WHERE id = $1")
+                .bind(c)
+                .fetch_optional(&self.db.pool)
+                .await?;
         Ok(v.as_deref().and_then(CompanyVisibility::parse))
     }
 
     fn entry(viewer: Viewer<'_>, r: Row) -> Option<DirectoryEntry> {
         let target = Target {
             company_id: r.company_id.as_deref(),
-            company_visibility: r.company_visibility.as_deref().and_then(CompanyVisibility::parse),
+            company_visibility: r
+                .company_visibility
+                .as_deref()
+                .and_then(CompanyVisibility::parse),
             user_visibility: UserVisibility::parse(&r.visibility)?,
             status: UserStatus::parse(&r.status)?,
         };
@@ -56,8 +62,15 @@ impl Service {
         let p = ctx.principal()?;
         let role = p.role().ok_or(Error::Forbidden)?;
         let vis = self.viewer_visibility(p).await?;
-        let viewer = Viewer { role, company_id: p.company_id(), company_visibility: vis };
-        let pattern = format!("%{}%", q.unwrap_or_default().to_lowercase().replace(['%', '_'], ""));
+        let viewer = Viewer {
+            role,
+            company_id: p.company_id(),
+            company_visibility: vis,
+        };
+        let pattern = format!(
+            "%{}%",
+            q.unwrap_or_default().to_lowercase().replace(['%', '_'], "")
+        );
         // Outsiders are filtered by [`directory_view`]; the SQL only narrows by the search text.
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "{SELECT} WHERE (LOWER(u.display_name) LIKE $1 OR u.email LIKE $1) ORDER BY u.display_name LIMIT 2000"
@@ -65,7 +78,11 @@ impl Service {
         .bind(&pattern)
         .fetch_all(&self.db.pool)
         .await?;
-        Ok(rows.into_iter().filter_map(|r| Self::entry(viewer, r)).take(200).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Self::entry(viewer, r))
+            .take(200)
+            .collect())
     }
 
     /// One directory entry, or [`Error::NotFound`] when the caller may not see the user.
@@ -73,11 +90,16 @@ impl Service {
         let p = ctx.principal()?;
         let role = p.role().ok_or(Error::Forbidden)?;
         let vis = self.viewer_visibility(p).await?;
-        let viewer = Viewer { role, company_id: p.company_id(), company_visibility: vis };
+        let viewer = Viewer {
+            role,
+            company_id: p.company_id(),
+            company_visibility: vis,
+        };
         let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE u.id = $1"))
             .bind(user_id)
             .fetch_optional(&self.db.pool)
             .await?;
-        row.and_then(|r| Self::entry(viewer, r)).ok_or(Error::NotFound)
+        row.and_then(|r| Self::entry(viewer, r))
+            .ok_or(Error::NotFound)
     }
 }

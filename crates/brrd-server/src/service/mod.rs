@@ -81,7 +81,9 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("db", &self.db.engine).finish()
+        f.debug_struct("Service")
+            .field("db", &self.db.engine)
+            .finish()
     }
 }
 
@@ -139,12 +141,23 @@ impl UserRow {
     }
 }
 
+/// Maps a unique-constraint violation to [`Error::Conflict`].
+fn conflict_on_unique<T>(r: std::result::Result<T, sqlx::Error>, what: &str) -> Result<T> {
+    match r {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(Error::Conflict(what.into()))
+        }
+        other => Ok(other?),
+    }
+}
+
 impl Service {
     /// Builds the service: opens keys, the audit log and the dummy hash used against enumeration.
     pub fn new(db: Db, config: Arc<Config>, keys: Arc<Keys>, deps: Deps) -> Result<Self> {
         let tokens = TokenKeys::new(&keys, &config.issuer, config.access_token_ttl_secs)?;
         let audit = AuditLog::new(db.clone(), keys.clone(), config.audit_checkpoint_every);
-        let dummy_hash = crate::crypto::hash_password(deps.rng.as_ref(), "dummy password for timing")?;
+        let dummy_hash =
+            crate::crypto::hash_password(deps.rng.as_ref(), "dummy password for timing")?;
         Ok(Service {
             db,
             config,
@@ -191,41 +204,55 @@ impl Service {
 
     async fn send_mail(&self, to: &str, subject: &str, body: String) -> Result<()> {
         self.mailer
-            .send(Mail { to: to.to_string(), subject: subject.to_string(), body })
+            .send(Mail {
+                to: to.to_string(),
+                subject: subject.to_string(),
+                body,
+            })
             .await
     }
 
     /// Loads a user by id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        Ok(
+            sqlx::query_as::<_, UserRow>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+            ))
             .bind(id)
             .fetch_optional(&self.db.pool)
-            .await?)
+            .await?,
+        )
     }
 
     /// Loads a user by normalised e-mail.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email)
-            .fetch_optional(&self.db.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.db.pool)
+        .await?)
     }
 
     /// Company status, if the company exists.
     pub async fn company_status(&self, id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar::<_, String>("SELECT status FROM companies WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT status FROM companies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?,
+        )
     }
 
     /// Revokes every session of a user (log out everywhere, disable, delete, password change).
     pub async fn revoke_all_sessions(&self, user_id: &str) -> Result<u64> {
-        let r = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(self.now())
-            .bind(user_id)
-            .execute(&self.db.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(user_id)
+        .execute(&self.db.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 }

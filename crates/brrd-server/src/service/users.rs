@@ -12,22 +12,29 @@ impl Service {
         match ctx.principal()? {
             Principal::User { id, company_id, .. } => {
                 let user = self.user_by_id(id).await?.ok_or(Error::Unauthenticated)?;
-                Ok(Me { user: Some(user.to_api()?), api_key_id: None, company_id: company_id.clone() })
+                Ok(Me {
+                    user: Some(user.to_api()?),
+                    api_key_id: None,
+                    company_id: company_id.clone(),
+                })
             }
-            Principal::Agent { key_id, company_id } => {
-                Ok(Me { user: None, api_key_id: Some(key_id.clone()), company_id: Some(company_id.clone()) })
-            }
+            Principal::Agent { key_id, company_id } => Ok(Me {
+                user: None,
+                api_key_id: Some(key_id.clone()),
+                company_id: Some(company_id.clone()),
+            }),
         }
     }
 
     /// Users of a company (company admin of it, provider admin).
     pub async fn list_users(&self, ctx: &Ctx, company_id: &str) -> Result<Vec<User>> {
         company_scope(ctx.principal()?, company_id, Need::Manage)?;
-        let rows: Vec<UserRow> =
-            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 ORDER BY email"))
-                .bind(company_id)
-                .fetch_all(&self.db.pool)
-                .await?;
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE company_id = $1 ORDER BY email"
+        ))
+        .bind(company_id)
+        .fetch_all(&self.db.pool)
+        .await?;
         rows.iter().map(UserRow::to_api).collect()
     }
 
@@ -39,7 +46,13 @@ impl Service {
     }
 
     /// Changes a user's role, status or visibility. Disabling ends every session at once.
-    pub async fn update_user(&self, ctx: &Ctx, company_id: &str, user_id: &str, req: &UpdateUser) -> Result<User> {
+    pub async fn update_user(
+        &self,
+        ctx: &Ctx,
+        company_id: &str,
+        user_id: &str,
+        req: &UpdateUser,
+    ) -> Result<User> {
         let p = ctx.principal()?;
         company_scope(p, company_id, Need::Manage)?;
         let user = self.member(company_id, user_id).await?;
@@ -51,9 +64,20 @@ impl Service {
             if is_self {
                 return Err(Error::Conflict("you cannot change your own role".into()));
             }
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(user_id).execute(&self.db.pool).await?;
-            self.record(ctx, Some(company_id), "user.role", &format!("user:{user_id}"), "success", &format!("{} -> {}", user.role, role.as_str()))
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(user_id)
+                .execute(&self.db.pool)
                 .await?;
+            self.record(
+                ctx,
+                Some(company_id),
+                "user.role",
+                &format!("user:{user_id}"),
+                "success",
+                &format!("{} -> {}", user.role, role.as_str()),
+            )
+            .await?;
         }
         if let Some(status) = req.status {
             if status == UserStatus::Pending {
@@ -63,17 +87,43 @@ impl Service {
                 return Err(Error::Conflict("you cannot change your own status".into()));
             }
             if user.status()? == UserStatus::Pending {
-                return Err(Error::Conflict("the user has not confirmed the e-mail address yet".into()));
+                return Err(Error::Conflict(
+                    "the user has not confirmed the e-mail address yet".into(),
+                ));
             }
-            sqlx::query("UPDATE users SET status = $1 WHERE id = $2").bind(status.as_str()).bind(user_id).execute(&self.db.pool).await?;
+            sqlx::query("UPDATE users SET status = $1 WHERE id = $2")
+                .bind(status.as_str())
+                .bind(user_id)
+                .execute(&self.db.pool)
+                .await?;
             if status == UserStatus::Disabled {
                 self.revoke_all_sessions(user_id).await?;
             }
-            self.record(ctx, Some(company_id), "user.status", &format!("user:{user_id}"), "success", status.as_str()).await?;
+            self.record(
+                ctx,
+                Some(company_id),
+                "user.status",
+                &format!("user:{user_id}"),
+                "success",
+                status.as_str(),
+            )
+            .await?;
         }
         if let Some(v) = req.visibility {
-            sqlx::query("UPDATE users SET visibility = $1 WHERE id = $2").bind(v.as_str()).bind(user_id).execute(&self.db.pool).await?;
-            self.record(ctx, Some(company_id), "user.visibility", &format!("user:{user_id}"), "success", v.as_str()).await?;
+            sqlx::query("UPDATE users SET visibility = $1 WHERE id = $2")
+                .bind(v.as_str())
+                .bind(user_id)
+                .execute(&self.db.pool)
+                .await?;
+            self.record(
+                ctx,
+                Some(company_id),
+                "user.visibility",
+                &format!("user:{user_id}"),
+                "success",
+                v.as_str(),
+            )
+            .await?;
         }
         self.member(company_id, user_id).await?.to_api()
     }
@@ -87,8 +137,22 @@ impl Service {
             return Err(Error::Conflict("you cannot delete yourself".into()));
         }
         self.revoke_all_sessions(user_id).await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(user_id).execute(&self.db.pool).await?;
-        sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&self.db.pool).await?;
-        self.record(ctx, Some(company_id), "user.delete", &format!("user:{user_id}"), "success", "").await
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.db.pool)
+            .await?;
+        self.record(
+            ctx,
+            Some(company_id),
+            "user.delete",
+            &format!("user:{user_id}"),
+            "success",
+            "",
+        )
+        .await
     }
 }

@@ -32,18 +32,45 @@ fn probes() -> HashMap<(&'static str, &'static str), Option<Value>> {
         (("GET", "/api/v1/me"), None),
         (("PUT", "/api/v1/me/password"), Some(pw)),
         (("GET", "/api/v1/companies"), None),
-        (("POST", "/api/v1/companies"), Some(json!({"name": "Evil", "site": "DE-FRA", "admin_email": "e@evil.example"}))),
+        (
+            ("POST", "/api/v1/companies"),
+            Some(json!({"name": "Evil", "site": "DE-FRA", "admin_email": "e@evil.example"})),
+        ),
         (("GET", "/api/v1/companies/{company_id}"), None),
-        (("PATCH", "/api/v1/companies/{company_id}"), Some(json!({"visibility": "public"}))),
+        (
+            ("PATCH", "/api/v1/companies/{company_id}"),
+            Some(json!({"visibility": "public"})),
+        ),
         (("GET", "/api/v1/companies/{company_id}/users"), None),
-        (("PATCH", "/api/v1/companies/{company_id}/users/{user_id}"), Some(json!({"status": "disabled"}))),
-        (("DELETE", "/api/v1/companies/{company_id}/users/{user_id}"), None),
+        (
+            ("PATCH", "/api/v1/companies/{company_id}/users/{user_id}"),
+            Some(json!({"status": "disabled"})),
+        ),
+        (
+            ("DELETE", "/api/v1/companies/{company_id}/users/{user_id}"),
+            None,
+        ),
         (("GET", "/api/v1/companies/{company_id}/invitations"), None),
-        (("POST", "/api/v1/companies/{company_id}/invitations"), Some(json!({"email": "m@evil.example", "role": "company_admin"}))),
-        (("DELETE", "/api/v1/companies/{company_id}/invitations/{invitation_id}"), None),
+        (
+            ("POST", "/api/v1/companies/{company_id}/invitations"),
+            Some(json!({"email": "m@evil.example", "role": "company_admin"})),
+        ),
+        (
+            (
+                "DELETE",
+                "/api/v1/companies/{company_id}/invitations/{invitation_id}",
+            ),
+            None,
+        ),
         (("GET", "/api/v1/companies/{company_id}/api-keys"), None),
-        (("POST", "/api/v1/companies/{company_id}/api-keys"), Some(json!({"name": "evil"}))),
-        (("DELETE", "/api/v1/companies/{company_id}/api-keys/{key_id}"), None),
+        (
+            ("POST", "/api/v1/companies/{company_id}/api-keys"),
+            Some(json!({"name": "evil"})),
+        ),
+        (
+            ("DELETE", "/api/v1/companies/{company_id}/api-keys/{key_id}"),
+            None,
+        ),
         (("GET", "/api/v1/directory"), None),
         (("GET", "/api/v1/directory/{user_id}"), None),
         (("GET", "/api/v1/audit"), None),
@@ -75,38 +102,71 @@ struct World {
 }
 
 async fn me_id(t: &TestServer, tok: &str) -> String {
-    t.get("/api/v1/me", tok).await.1["user"]["id"].as_str().unwrap().to_string()
+    t.get("/api/v1/me", tok).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn user(role: Role, company: Option<&str>) -> Option<Principal> {
-    Some(Principal::User { id: String::new(), company_id: company.map(str::to_string), role, session_id: String::new() })
+    Some(Principal::User {
+        id: String::new(),
+        company_id: company.map(str::to_string),
+        role,
+        session_id: String::new(),
+    })
 }
 
 async fn world(t: &TestServer) -> (World, Vec<Caller>) {
     let pa = t.staff("root@provider.example", Role::ProviderAdmin).await;
     let op = t.staff("op@provider.example", Role::Operator).await;
     let so = t.staff("so@provider.example", Role::SecurityOfficer).await;
-    let a = t.register_company("admin@a.example", "Company A", "HK-ALC").await;
-    let b = t.register_company("admin@b.example", "Company B", "DE-FRA").await;
+    let a = t
+        .register_company("admin@a.example", "Company A", "HK-ALC")
+        .await;
+    let b = t
+        .register_company("admin@b.example", "Company B", "DE-FRA")
+        .await;
     let aa = t.login("admin@a.example").await;
     let ba = t.login("admin@b.example").await;
     for (cid, tok, email) in [(&a, &aa, "user@a.example"), (&b, &ba, "user@b.example")] {
-        let (s, _) = t.post(&format!("/api/v1/companies/{cid}/invitations"), Some(tok), json!({"email": email, "role": "company_user"})).await;
+        let (s, _) = t
+            .post(
+                &format!("/api/v1/companies/{cid}/invitations"),
+                Some(tok),
+                json!({"email": email, "role": "company_user"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED);
         t.accept_invitation(email).await;
     }
     let au = t.login("user@a.example").await;
     let bu = t.login("user@b.example").await;
     let inv = |cid: String, tok: String| async move {
-        let (_, b) = t.post(&format!("/api/v1/companies/{cid}/invitations"), Some(&tok), json!({"email": format!("later@{cid}.example"), "role": "company_user"})).await;
+        let (_, b) = t
+            .post(
+                &format!("/api/v1/companies/{cid}/invitations"),
+                Some(&tok),
+                json!({"email": format!("later@{cid}.example"), "role": "company_user"}),
+            )
+            .await;
         b["id"].as_str().unwrap().to_string()
     };
     let a_invitation = inv(a.clone(), aa.clone()).await;
     let b_invitation = inv(b.clone(), ba.clone()).await;
     let key = |cid: String, tok: String| async move {
-        let (s, k) = t.post(&format!("/api/v1/companies/{cid}/api-keys"), Some(&tok), json!({"name": "agent"})).await;
+        let (s, k) = t
+            .post(
+                &format!("/api/v1/companies/{cid}/api-keys"),
+                Some(&tok),
+                json!({"name": "agent"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED);
-        (k["key"]["id"].as_str().unwrap().to_string(), k["secret"].as_str().unwrap().to_string())
+        (
+            k["key"]["id"].as_str().unwrap().to_string(),
+            k["secret"].as_str().unwrap().to_string(),
+        )
     };
     let (a_key, a_key_secret) = key(a.clone(), aa.clone()).await;
     let (_, kb) = key(b.clone(), ba.clone()).await;
@@ -124,14 +184,60 @@ async fn world(t: &TestServer) -> (World, Vec<Caller>) {
         b: b.clone(),
     };
     let callers = vec![
-        Caller { name: "anonymous", token: None, principal: None, insider: false },
-        Caller { name: "admin of B", token: Some(ba), principal: user(Role::CompanyAdmin, Some(&b)), insider: false },
-        Caller { name: "user of B", token: Some(bu), principal: user(Role::CompanyUser, Some(&b)), insider: false },
-        Caller { name: "agent of B", token: Some(kb), principal: Some(Principal::Agent { key_id: String::new(), company_id: b.clone() }), insider: false },
-        Caller { name: "user of A", token: Some(au), principal: user(Role::CompanyUser, Some(&a)), insider: true },
-        Caller { name: "agent of A", token: Some(a_key_secret), principal: Some(Principal::Agent { key_id: String::new(), company_id: a.clone() }), insider: true },
-        Caller { name: "operator", token: Some(op), principal: user(Role::Operator, None), insider: true },
-        Caller { name: "security officer", token: Some(so), principal: user(Role::SecurityOfficer, None), insider: true },
+        Caller {
+            name: "anonymous",
+            token: None,
+            principal: None,
+            insider: false,
+        },
+        Caller {
+            name: "admin of B",
+            token: Some(ba),
+            principal: user(Role::CompanyAdmin, Some(&b)),
+            insider: false,
+        },
+        Caller {
+            name: "user of B",
+            token: Some(bu),
+            principal: user(Role::CompanyUser, Some(&b)),
+            insider: false,
+        },
+        Caller {
+            name: "agent of B",
+            token: Some(kb),
+            principal: Some(Principal::Agent {
+                key_id: String::new(),
+                company_id: b.clone(),
+            }),
+            insider: false,
+        },
+        Caller {
+            name: "user of A",
+            token: Some(au),
+            principal: user(Role::CompanyUser, Some(&a)),
+            insider: true,
+        },
+        Caller {
+            name: "agent of A",
+            token: Some(a_key_secret),
+            principal: Some(Principal::Agent {
+                key_id: String::new(),
+                company_id: a.clone(),
+            }),
+            insider: true,
+        },
+        Caller {
+            name: "operator",
+            token: Some(op),
+            principal: user(Role::Operator, None),
+            insider: true,
+        },
+        Caller {
+            name: "security officer",
+            token: Some(so),
+            principal: user(Role::SecurityOfficer, None),
+            insider: true,
+        },
     ];
     let _ = pa;
     (w, callers)
@@ -145,7 +251,10 @@ fn fill(path: &str, w: &World, company: &str) -> String {
 }
 
 fn denied(s: StatusCode) -> bool {
-    matches!(s, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+    matches!(
+        s,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+    )
 }
 
 #[tokio::test]
@@ -156,12 +265,23 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
         let probes = probes();
         let list = endpoints();
         assert_eq!(list.len(), probes.len(), "probe list and router differ");
-        let secrets = [w.a.as_str(), w.a_admin_email, w.a_user_email, w.a_admin.as_str(), w.a_user.as_str()];
+        let secrets = [
+            w.a.as_str(),
+            w.a_admin_email,
+            w.a_user_email,
+            w.a_admin.as_str(),
+            w.a_user.as_str(),
+        ];
         for e in &list {
             let key = (e.method.as_str(), e.path);
             let body = probes
                 .get(&key)
-                .unwrap_or_else(|| panic!("no access probe for {} {}: add one to tests/integration/access.rs", e.method, e.path))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no access probe for {} {}: add one to tests/integration/access.rs",
+                        e.method, e.path
+                    )
+                })
                 .clone();
             if e.access == Access::Public {
                 continue;
@@ -174,36 +294,84 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
                 let path = fill(e.path, &w, &w.a);
                 let expect_denied = !route_ok || (targets_a && !c.insider);
                 if expect_denied {
-                    let (s, b) = t.call(method.clone(), &path, c.token.as_deref(), body.clone()).await;
-                    assert!(denied(s), "{backend:?}: {} {} as {} gave {s}: {b}", e.method, e.path, c.name);
-                    assert!(b["error"]["code"].is_string(), "JSON error for {} {}", e.method, e.path);
+                    let (s, b) = t
+                        .call(method.clone(), &path, c.token.as_deref(), body.clone())
+                        .await;
+                    assert!(
+                        denied(s),
+                        "{backend:?}: {} {} as {} gave {s}: {b}",
+                        e.method,
+                        e.path,
+                        c.name
+                    );
+                    assert!(
+                        b["error"]["code"].is_string(),
+                        "JSON error for {} {}",
+                        e.method,
+                        e.path
+                    );
                     denials += 1;
                 } else if !targets_a && !c.insider && e.method == axum::http::Method::GET {
                     // Allowed, self-scoped reads: must not leak company A.
-                    let (s, b) = t.call(method.clone(), &path, c.token.as_deref(), None).await;
-                    assert!(s.is_success(), "{} {} as {} gave {s}: {b}", e.method, e.path, c.name);
+                    let (s, b) = t
+                        .call(method.clone(), &path, c.token.as_deref(), None)
+                        .await;
+                    assert!(
+                        s.is_success(),
+                        "{} {} as {} gave {s}: {b}",
+                        e.method,
+                        e.path,
+                        c.name
+                    );
                     for secret in secrets {
-                        assert!(!b.to_string().contains(secret), "{} {} as {} leaks {secret}: {b}", e.method, e.path, c.name);
+                        assert!(
+                            !b.to_string().contains(secret),
+                            "{} {} as {} leaks {secret}: {b}",
+                            e.method,
+                            e.path,
+                            c.name
+                        );
                     }
                 }
                 // Endpoints with a second id: the caller's own company with A's object id.
-                if targets_a && e.path.matches('{').count() >= 2 && route_ok && !c.insider {
-                    if let Some(own) = c.principal.as_ref().and_then(|p| p.company_id()) {
-                        let path = fill(e.path, &w, own);
-                        let (s, b) = t.call(method.clone(), &path, c.token.as_deref(), body.clone()).await;
-                        assert_eq!(s, StatusCode::NOT_FOUND, "{} {} (own company, A's object) as {}: {b}", e.method, e.path, c.name);
-                    }
+                if targets_a
+                    && e.path.matches('{').count() >= 2
+                    && route_ok
+                    && !c.insider
+                    && let Some(own) = c.principal.as_ref().and_then(|p| p.company_id())
+                {
+                    let path = fill(e.path, &w, own);
+                    let (s, b) = t
+                        .call(method.clone(), &path, c.token.as_deref(), body.clone())
+                        .await;
+                    assert_eq!(
+                        s,
+                        StatusCode::NOT_FOUND,
+                        "{} {} (own company, A's object) as {}: {b}",
+                        e.method,
+                        e.path,
+                        c.name
+                    );
                 }
             }
-            assert!(denials > 0, "{} {} was never tried as an unauthorised caller", e.method, e.path);
+            assert!(
+                denials > 0,
+                "{} {} was never tried as an unauthorised caller",
+                e.method,
+                e.path
+            );
         }
         // Nothing of company A was changed by the attempts.
         let aa = t.login(w.a_admin_email).await;
-        let (s, users) = t.get(&format!("/api/v1/companies/{}/users", w.a), &aa).await;
+        let (s, users) = t
+            .get(&format!("/api/v1/companies/{}/users", w.a), &aa)
+            .await;
         assert_eq!(s, StatusCode::OK);
         assert!(users.to_string().contains(w.a_user_email));
         assert!(!users.to_string().contains("disabled"));
-        let (_, invs) = t.get(&format!("/api/v1/companies/{}/invitations", w.a), &aa).await;
+        let (_, invs) = t
+            .get(&format!("/api/v1/companies/{}/invitations", w.a), &aa)
+            .await;
         assert!(!invs.to_string().contains("revoked"));
         assert!(!invs.to_string().contains("m@evil.example"));
         let (s, _) = t.get("/api/v1/me", &w.a_key_secret).await;
@@ -231,25 +399,51 @@ async fn directory_follows_visibility() {
         let (_, d) = t.get("/api/v1/directory", &au).await;
         assert!(d.to_string().contains(w.a_admin_email));
         // Company A goes public: B sees A's people, but only name and company.
-        let (s, _) = t.call(Method::PATCH, &format!("/api/v1/companies/{}", w.a), Some(&aa), Some(json!({"visibility": "public"}))).await;
+        let (s, _) = t
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/companies/{}", w.a),
+                Some(&aa),
+                Some(json!({"visibility": "public"})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         let (s, entry) = t.get(&format!("/api/v1/directory/{}", w.a_user), &bu).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(entry["company"], "Company A");
-        assert!(entry.get("email").is_none() && entry.get("role").is_none(), "{entry}");
+        assert!(
+            entry.get("email").is_none() && entry.get("role").is_none(),
+            "{entry}"
+        );
         // A per-user override hides one person again.
         let (s, _) = t
-            .call(Method::PATCH, &format!("/api/v1/companies/{}/users/{}", w.a, w.a_user), Some(&aa), Some(json!({"visibility": "hidden"})))
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/companies/{}/users/{}", w.a, w.a_user),
+                Some(&aa),
+                Some(json!({"visibility": "hidden"})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK);
         let (s, _) = t.get(&format!("/api/v1/directory/{}", w.a_user), &bu).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         // Isolated: nobody outside, whatever the overrides.
         let (s, _) = t
-            .call(Method::PATCH, &format!("/api/v1/companies/{}/users/{}", w.a, w.a_user), Some(&aa), Some(json!({"visibility": "public"})))
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/companies/{}/users/{}", w.a, w.a_user),
+                Some(&aa),
+                Some(json!({"visibility": "public"})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK);
-        t.call(Method::PATCH, &format!("/api/v1/companies/{}", w.a), Some(&aa), Some(json!({"visibility": "isolated"}))).await;
+        t.call(
+            Method::PATCH,
+            &format!("/api/v1/companies/{}", w.a),
+            Some(&aa),
+            Some(json!({"visibility": "isolated"})),
+        )
+        .await;
         let (s, _) = t.get(&format!("/api/v1/directory/{}", w.a_user), &bu).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         t.running.shutdown().await;

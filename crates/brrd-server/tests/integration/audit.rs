@@ -25,7 +25,12 @@ async fn audit_records_queries_and_detects_tampering() {
         let t = start_server(&backend, |c| c.audit_checkpoint_every = 5).await;
         let so = t.staff("so@provider.example", Role::SecurityOfficer).await;
         let cid = t.register_company("ada@a.example", "A", "GB-LND").await;
-        t.post("/api/v1/auth/login", None, json!({"email": "ada@a.example", "password": "Wrong-Passw0rd!"})).await;
+        t.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ada@a.example", "password": "Wrong-Passw0rd!"}),
+        )
+        .await;
         let r = verify(&t, &so).await;
         assert_eq!(r["ok"], true, "{r}");
         assert!(r["checkpoints"].as_i64().unwrap() >= 1, "{r}");
@@ -34,11 +39,27 @@ async fn audit_records_queries_and_detects_tampering() {
         let (_, page) = t.get("/api/v1/audit?action=auth.login&limit=1", &so).await;
         assert_eq!(page["entries"].as_array().unwrap().len(), 1);
         let next = page["next_after"].as_i64().unwrap();
-        let (_, page2) = t.get(&format!("/api/v1/audit?action=auth.login&limit=50&after={next}"), &so).await;
-        let outcomes: Vec<_> = page2["entries"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+        let (_, page2) = t
+            .get(
+                &format!("/api/v1/audit?action=auth.login&limit=50&after={next}"),
+                &so,
+            )
+            .await;
+        let outcomes: Vec<_> = page2["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
         assert!(outcomes.contains(&"failure"), "{page2}");
         let (_, mine) = t.get(&format!("/api/v1/audit?company_id={cid}"), &so).await;
-        assert!(mine["entries"].as_array().unwrap().iter().all(|e| e["company_id"] == cid.as_str()));
+        assert!(
+            mine["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["company_id"] == cid.as_str())
+        );
         let (_, ranged) = t.get("/api/v1/audit?from=0&to=1", &so).await;
         assert!(ranged["entries"].as_array().unwrap().is_empty());
         // A company admin sees only the own company, whatever the query says.
@@ -47,20 +68,45 @@ async fn audit_records_queries_and_detects_tampering() {
         assert_eq!(s, StatusCode::OK);
         assert!(own["entries"].as_array().unwrap().is_empty());
         let (_, own) = t.get("/api/v1/audit", &ada).await;
-        assert!(own["entries"].as_array().unwrap().iter().all(|e| e["company_id"] == cid.as_str()));
+        assert!(
+            own["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["company_id"] == cid.as_str())
+        );
         // No secrets in the trail.
-        let (_, export) = t.call(reqwest::Method::GET, "/api/v1/audit/export", Some(&so), None).await;
+        let (_, export) = t
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/audit/export",
+                Some(&so),
+                None,
+            )
+            .await;
         let text = export.as_str().unwrap().to_string();
         assert!(text.lines().count() >= 5);
-        assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        );
         assert!(!text.contains("Corr3ct-Horse-Battery") && !text.contains("Wrong-Passw0rd!"));
         assert!(!text.contains(&ada));
 
         // Edit a row.
-        sql(&t, "UPDATE audit_log SET outcome = 'success' WHERE seq = 3").await;
+        sql(
+            &t,
+            "UPDATE audit_log SET outcome = 'tampered' WHERE seq = 3",
+        )
+        .await;
         let r = verify(&t, &so).await;
         assert_eq!(r["ok"], false);
-        assert!(r["problems"].to_string().contains("entry 3: content was altered"), "{r}");
+        assert!(
+            r["problems"]
+                .to_string()
+                .contains("entry 3: content was altered"),
+            "{r}"
+        );
         t.running.shutdown().await;
     }
 }

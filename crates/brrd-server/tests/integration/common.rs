@@ -27,7 +27,9 @@ pub fn backends() -> Vec<Backend> {
     match std::env::var("BRR_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => v.push(Backend::Postgres(url)),
         _ if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but BRR_TEST_POSTGRES_URL is not: run `eval \"$(bash .ci/postgres.sh)\"` first")
+            panic!(
+                "CI is set but BRR_TEST_POSTGRES_URL is not: run `eval \"$(bash .ci/postgres.sh)\"` first"
+            )
         }
         _ => eprintln!("notice: BRR_TEST_POSTGRES_URL unset, skipping the PostgreSQL run"),
     }
@@ -39,7 +41,10 @@ async fn fresh_postgres(base_url: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(base_url).await.unwrap();
     let name = format!("brr_t_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let (prefix, _) = base_url.rsplit_once('/').unwrap();
     format!("{prefix}/{name}")
 }
@@ -51,7 +56,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub outbox: PathBuf,
     pub database_url: String,
-    pub data: tempfile::TempDir,
+    /// Keeps the data directory alive as long as the server.
+    pub _data: tempfile::TempDir,
 }
 
 pub async fn start_server(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
@@ -79,7 +85,15 @@ pub async fn start_server(backend: &Backend, tweak: impl FnOnce(&mut Config)) ->
     let running = start(config, deps).await.unwrap();
     let client = client_trusting(&running.tls.cert);
     let base = format!("https://localhost:{}", running.https_addr.port());
-    TestServer { running, client, base, clock, outbox, database_url, data }
+    TestServer {
+        running,
+        client,
+        base,
+        clock,
+        outbox,
+        database_url,
+        _data: data,
+    }
 }
 
 /// A reqwest client whose only trust anchor is the server's certificate.
@@ -96,12 +110,23 @@ pub fn client_trusting(cert: &std::path::Path) -> reqwest::Client {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
 }
 
 impl TestServer {
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rb = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -125,14 +150,17 @@ impl TestServer {
 
     /// The PIN of the newest mail to `email` in the outbox.
     pub fn pin_for(&self, email: &str) -> String {
-        let mut files: Vec<_> = std::fs::read_dir(&self.outbox).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&self.outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for f in files.iter().rev() {
             let text = std::fs::read_to_string(f).unwrap();
-            if text.contains(&format!("To: {email}\r\n")) {
-                if let Some(rest) = text.split("PIN: ").nth(1) {
-                    return rest[..6].to_string();
-                }
+            if text.contains(&format!("To: {email}\r\n"))
+                && let Some(rest) = text.split("PIN: ").nth(1)
+            {
+                return rest[..6].to_string();
             }
         }
         panic!("no PIN mailed to {email}");
@@ -157,7 +185,11 @@ impl TestServer {
     /// Accepts an invitation already sent to `email`.
     pub async fn accept_invitation(&self, email: &str) {
         let (s, b) = self
-            .post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "display_name": email}))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "display_name": email}),
+            )
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
         self.verify(email).await;
@@ -165,18 +197,33 @@ impl TestServer {
 
     pub async fn verify(&self, email: &str) {
         let pin = self.pin_for(email);
-        let (s, b) = self.post("/api/v1/auth/register/verify", None, json!({"email": email, "pin": pin})).await;
+        let (s, b) = self
+            .post(
+                "/api/v1/auth/register/verify",
+                None,
+                json!({"email": email, "pin": pin}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
 
     pub async fn login_full(&self, email: &str) -> Value {
-        let (s, b) = self.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await;
+        let (s, b) = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         b
     }
 
     pub async fn login(&self, email: &str) -> String {
-        self.login_full(email).await["access_token"].as_str().unwrap().to_string()
+        self.login_full(email).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Creates provider staff through the service and sets their password via `/auth/setup`.
@@ -184,10 +231,18 @@ impl TestServer {
         let code = if role == brr_api::identity::Role::ProviderAdmin {
             self.running.service.bootstrap(email).await.unwrap()
         } else {
-            self.running.service.create_staff(email, role).await.unwrap()
+            self.running
+                .service
+                .create_staff(email, role)
+                .await
+                .unwrap()
         };
         let (s, b) = self
-            .post("/api/v1/auth/setup", None, json!({"email": email, "code": code, "password": PASSWORD}))
+            .post(
+                "/api/v1/auth/setup",
+                None,
+                json!({"email": email, "code": code, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         self.login(email).await

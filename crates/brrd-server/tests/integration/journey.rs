@@ -20,16 +20,43 @@ async fn signup_pin_login_refresh_logout() {
             )
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{backend:?} {b}");
-        let (s, _) = t.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         // A wrong PIN is refused; the right one works once.
         let pin = t.pin_for(email);
         let wrong = if pin == "000000" { "111111" } else { "000000" };
-        let (s, b) = t.post("/api/v1/auth/register/verify", None, json!({"email": email, "pin": wrong})).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("auth.bad_code")));
-        let (s, _) = t.post("/api/v1/auth/register/verify", None, json!({"email": email, "pin": pin})).await;
+        let (s, b) = t
+            .post(
+                "/api/v1/auth/register/verify",
+                None,
+                json!({"email": email, "pin": wrong}),
+            )
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("auth.bad_code"))
+        );
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/register/verify",
+                None,
+                json!({"email": email, "pin": pin}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
-        let (s, _) = t.post("/api/v1/auth/register/verify", None, json!({"email": email, "pin": pin})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/register/verify",
+                None,
+                json!({"email": email, "pin": pin}),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "single use");
 
         // Login (JSON), /me, refresh rotation, reuse detection.
@@ -39,7 +66,13 @@ async fn signup_pin_login_refresh_logout() {
         let (s, me) = t.get("/api/v1/me", access).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(me["user"]["role"], "company_admin");
-        let (s, rotated) = t.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh1})).await;
+        let (s, rotated) = t
+            .post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({"refresh_token": refresh1}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         let refresh2 = rotated["refresh_token"].as_str().unwrap();
         let access2 = rotated["access_token"].as_str().unwrap();
@@ -47,9 +80,21 @@ async fn signup_pin_login_refresh_logout() {
         let (s, _) = t.get("/api/v1/me", access2).await;
         assert_eq!(s, StatusCode::OK);
         // Reusing the rotated token revokes the whole family: even the newest tokens die.
-        let (s, _) = t.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh1})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({"refresh_token": refresh1}),
+            )
+            .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
-        let (s, _) = t.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh2})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({"refresh_token": refresh2}),
+            )
+            .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         let (s, _) = t.get("/api/v1/me", access2).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -66,13 +111,17 @@ async fn signup_pin_login_refresh_logout() {
         let basic: serde_json::Value = resp.json().await.unwrap();
         let a = basic["access_token"].as_str().unwrap();
         let second = t.login(email).await;
-        let (s, _) = t.call(Method::POST, "/api/v1/auth/logout", Some(a), None).await;
+        let (s, _) = t
+            .call(Method::POST, "/api/v1/auth/logout", Some(a), None)
+            .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
         let (s, _) = t.get("/api/v1/me", a).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         let (s, _) = t.get("/api/v1/me", &second).await;
         assert_eq!(s, StatusCode::OK, "other sessions live on");
-        let (s, _) = t.call(Method::POST, "/api/v1/auth/logout-all", Some(&second), None).await;
+        let (s, _) = t
+            .call(Method::POST, "/api/v1/auth/logout-all", Some(&second), None)
+            .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
         let (s, _) = t.get("/api/v1/me", &second).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -95,13 +144,26 @@ async fn lockout_throttle_and_no_enumeration() {
         let bad = json!({"email": email, "password": "Wrong-Password-1"});
         for _ in 0..4 {
             let (s, b) = t.post("/api/v1/auth/login", None, bad.clone()).await;
-            assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("auth.invalid_credentials")));
+            assert_eq!(
+                (s, b["error"]["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("auth.invalid_credentials"))
+            );
         }
         let (s, b) = t.post("/api/v1/auth/login", None, bad.clone()).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("auth.locked")), "{b}");
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("auth.locked")),
+            "{b}"
+        );
         assert!(b["error"]["message"].as_str().unwrap().contains("locked"));
         // Even the right password is refused while locked.
-        let (s, _) = t.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
         // An unknown address behaves identically (no enumeration).
         let ghost = json!({"email": "ghost@beta.example", "password": "Wrong-Password-1"});
@@ -147,22 +209,37 @@ async fn invitation_reset_disable_and_agent_keys() {
         let (s, b) = t
             .post("/api/v1/auth/register", None, json!({"email": "x@y.example", "password": PASSWORD, "display_name": "X", "company_name": "X", "site": "DE-FRA"}))
             .await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("auth.registration_closed")));
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("auth.registration_closed"))
+        );
         // Provider admin creates a company and invites its admin.
         let (s, b) = t
-            .post("/api/v1/companies", Some(&pa), json!({"name": "Gamma", "site": "DE-FRA", "admin_email": "gil@gamma.example"}))
+            .post(
+                "/api/v1/companies",
+                Some(&pa),
+                json!({"name": "Gamma", "site": "DE-FRA", "admin_email": "gil@gamma.example"}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let cid = b["company"]["id"].as_str().unwrap().to_string();
         let (s, _) = t
-            .post("/api/v1/companies", Some(&pa), json!({"name": "Bad", "site": "XX-NOPE", "admin_email": "a@b.example"}))
+            .post(
+                "/api/v1/companies",
+                Some(&pa),
+                json!({"name": "Bad", "site": "XX-NOPE", "admin_email": "a@b.example"}),
+            )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "unknown site");
         t.accept_invitation("gil@gamma.example").await;
         let ca = t.login("gil@gamma.example").await;
         // Company admin invites a user.
         let (s, _) = t
-            .post(&format!("/api/v1/companies/{cid}/invitations"), Some(&ca), json!({"email": "uma@gamma.example", "role": "company_user"}))
+            .post(
+                &format!("/api/v1/companies/{cid}/invitations"),
+                Some(&ca),
+                json!({"email": "uma@gamma.example", "role": "company_user"}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED);
         t.accept_invitation("uma@gamma.example").await;
@@ -172,27 +249,58 @@ async fn invitation_reset_disable_and_agent_keys() {
         let uma_id = me["user"]["id"].as_str().unwrap().to_string();
 
         // Password reset by PIN; old sessions end; the new password works.
-        let (s, _) = t.post("/api/v1/auth/password-reset", None, json!({"email": "uma@gamma.example"})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "uma@gamma.example"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED);
-        let (s, _) = t.post("/api/v1/auth/password-reset", None, json!({"email": "nobody@gamma.example"})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "nobody@gamma.example"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED, "same answer for unknown addresses");
         let pin = t.pin_for("uma@gamma.example");
         let (s, b) = t
-            .post("/api/v1/auth/password-reset/confirm", None, json!({"email": "uma@gamma.example", "pin": pin, "new_password": "password123"}))
+            .post(
+                "/api/v1/auth/password-reset/confirm",
+                None,
+                json!({"email": "uma@gamma.example", "pin": pin, "new_password": "password123"}),
+            )
             .await;
-        assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("auth.weak_password")));
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("auth.weak_password"))
+        );
         let (s, _) = t
             .post("/api/v1/auth/password-reset/confirm", None, json!({"email": "uma@gamma.example", "pin": pin, "new_password": "N3w-Secret-Phrase!"}))
             .await;
         assert_eq!(s, StatusCode::OK);
         let (s, _) = t.get("/api/v1/me", &uma).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "reset ends sessions");
-        let (s, b) = t.post("/api/v1/auth/login", None, json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"})).await;
+        let (s, b) = t
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         let uma = b["access_token"].as_str().unwrap().to_string();
 
         // PIN attempts are limited: after 5 wrong tries even the right PIN fails.
-        let (s, _) = t.post("/api/v1/auth/password-reset", None, json!({"email": "uma@gamma.example"})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "uma@gamma.example"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let pin = t.pin_for("uma@gamma.example");
         let wrong = if pin == "000000" { "111111" } else { "000000" };
@@ -207,7 +315,13 @@ async fn invitation_reset_disable_and_agent_keys() {
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         // PINs expire after 10 minutes.
-        let (s, _) = t.post("/api/v1/auth/password-reset", None, json!({"email": "uma@gamma.example"})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/password-reset",
+                None,
+                json!({"email": "uma@gamma.example"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED);
         let pin = t.pin_for("uma@gamma.example");
         t.clock.advance_secs(601);
@@ -216,7 +330,13 @@ async fn invitation_reset_disable_and_agent_keys() {
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         let uma = {
-            let (s, b) = t.post("/api/v1/auth/login", None, json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"})).await;
+            let (s, b) = t
+                .post(
+                    "/api/v1/auth/login",
+                    None,
+                    json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"}),
+                )
+                .await;
             assert_eq!(s, StatusCode::OK, "{b}");
             let _ = uma;
             b["access_token"].as_str().unwrap().to_string()
@@ -225,31 +345,69 @@ async fn invitation_reset_disable_and_agent_keys() {
 
         // Disabling a user ends access immediately (B15).
         let (s, b) = t
-            .call(Method::PATCH, &format!("/api/v1/companies/{cid}/users/{uma_id}"), Some(&ca), Some(json!({"status": "disabled"})))
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/companies/{cid}/users/{uma_id}"),
+                Some(&ca),
+                Some(json!({"status": "disabled"})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
         let (s, _) = t.get("/api/v1/me", &uma).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
-        let (s, _) = t.post("/api/v1/auth/login", None, json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"})).await;
+        let (s, _) = t
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "uma@gamma.example", "password": "N3w-Secret-Phrase!"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
 
         // Agent API keys: shown once, work as bearer, revocable.
-        let (s, k) = t.post(&format!("/api/v1/companies/{cid}/api-keys"), Some(&ca), json!({"name": "host-1"})).await;
+        let (s, k) = t
+            .post(
+                &format!("/api/v1/companies/{cid}/api-keys"),
+                Some(&ca),
+                json!({"name": "host-1"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{k}");
         let secret = k["secret"].as_str().unwrap().to_string();
         let kid = k["key"]["id"].as_str().unwrap().to_string();
         let (s, me) = t.get("/api/v1/me", &secret).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(me["company_id"].as_str(), Some(cid.as_str()));
-        let (s, list) = t.get(&format!("/api/v1/companies/{cid}/api-keys"), &ca).await;
+        let (s, list) = t
+            .get(&format!("/api/v1/companies/{cid}/api-keys"), &ca)
+            .await;
         assert_eq!(s, StatusCode::OK);
-        assert!(!list.to_string().contains(&secret[secret.len() - 20..]), "secret never shown again");
-        let (s, _) = t.call(Method::DELETE, &format!("/api/v1/companies/{cid}/api-keys/{kid}"), Some(&ca), None).await;
+        assert!(
+            !list.to_string().contains(&secret[secret.len() - 20..]),
+            "secret never shown again"
+        );
+        let (s, _) = t
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/companies/{cid}/api-keys/{kid}"),
+                Some(&ca),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
         let (s, _) = t.get("/api/v1/me", &secret).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
-        // Suspending the company locks its people out.
-        let (s, _) = t.call(Method::PATCH, &format!("/api/v1/companies/{cid}"), Some(&pa), Some(json!({"status": "suspended"}))).await;
+        // Suspending the company locks its people out (the provider admin's token from before the
+        // clock jump has expired: log in again).
+        let pa = t.login("root@provider.example").await;
+        let (s, _) = t
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/companies/{cid}"),
+                Some(&pa),
+                Some(json!({"status": "suspended"})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK);
         let (s, _) = t.get("/api/v1/me", &ca).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
