@@ -79,8 +79,11 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     log "building release binaries (nice)"
     packages=(-p brr-bench)
     case " $TOOLS " in *" brr "*) packages+=(-p brr) ;; esac
-    (cd "$ROOT" && nice -n 10 cargo build --release --locked "${packages[@]}" 2>&1 \
-        || nice -n 10 cargo build --release "${packages[@]}" 2>&1) | tail -n 3 >&2
+    if ! (cd "$ROOT" && nice -n 10 cargo build --release "${packages[@]}") >"$WORK/build.log" 2>&1; then
+        tail -n 20 "$WORK/build.log" >&2
+        die "cargo build --release ${packages[*]} failed (log: $WORK/build.log); BENCH_TOOLS='restic borg' measures the others"
+    fi
+    tail -n 1 "$WORK/build.log" >&2
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case " $TOOLS " in
