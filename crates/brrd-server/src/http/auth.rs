@@ -16,7 +16,7 @@ use super::{AppState, Endpoint};
 use crate::error::Error;
 use crate::service::Ctx;
 use crate::service::access::Access;
-use crate::service::auth::CHECK_MAIL;
+use crate::service::signup::CHECK_MAIL;
 
 /// The endpoints of this module with their access rules.
 pub fn endpoints() -> Vec<Endpoint> {

@@ -1,6 +1,6 @@
 //! One-time codes (e-mailed PINs and bootstrap setup codes) and the login throttles.
 
-use super::Service;
+use super::{Ctx, Service};
 use crate::crypto::{ct_eq, hmac_hex};
 use crate::error::{Error, Result};
 
@@ -80,13 +80,29 @@ impl Service {
     }
 
     /// Consumes a code: single use, before expiry, within the attempt limit. Any failure is
-    /// [`Error::BadCode`], also for addresses that have no code (no enumeration).
+    /// [`Error::BadCode`], also for addresses that have no code (no enumeration), and counts against
+    /// the client address's throttle (shared with failed logins), so that requesting fresh PINs
+    /// does not give unlimited guesses.
     pub(crate) async fn consume_code(
         &self,
+        ctx: &Ctx,
         email: &str,
         purpose: Purpose,
         code: &str,
     ) -> Result<()> {
+        let ip_key = format!("ip:{}", ctx.ip);
+        if let Some(minutes) = self.locked_minutes(&ip_key).await? {
+            return Err(Error::Throttled { minutes });
+        }
+        let r = self.check_code(email, purpose, code).await;
+        if matches!(r, Err(Error::BadCode)) {
+            self.record_failure(&ip_key, self.config.ip_max_failures)
+                .await?;
+        }
+        r
+    }
+
+    async fn check_code(&self, email: &str, purpose: Purpose, code: &str) -> Result<()> {
         let row: Option<CodeRow> = sqlx::query_as(
             "SELECT id, code_hash, expires_at, attempts, used FROM one_time_codes WHERE email = $1 AND purpose = $2",
         )

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod codes;
 pub mod companies;
 pub mod directory;
+pub mod signup;
 pub mod users;
 
 use std::net::IpAddr;

@@ -414,3 +414,47 @@ async fn invitation_reset_disable_and_agent_keys() {
         t.running.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn pin_guessing_is_throttled_per_address() {
+    for backend in backends() {
+        let t = start_server(&backend, |c| c.ip_max_failures = 7).await;
+        let email = "pat@pi.example";
+        t.register_company(email, "Pi", "ZA-CPT").await;
+        let confirm = |pin: String| {
+            let t = &t;
+            async move {
+                t.post(
+                    "/api/v1/auth/password-reset/confirm",
+                    None,
+                    json!({"email": email, "pin": pin, "new_password": "Fresh-Phrase-42!"}),
+                )
+                .await
+            }
+        };
+        let mut statuses = Vec::new();
+        // Fresh PINs do not give fresh guesses: the failures add up per client address.
+        for _ in 0..2 {
+            let (s, _) = t
+                .post("/api/v1/auth/password-reset", None, json!({"email": email}))
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED);
+            let pin = t.pin_for(email);
+            let wrong = if pin == "000000" { "111111" } else { "000000" };
+            for _ in 0..4 {
+                statuses.push(confirm(wrong.to_string()).await.0);
+            }
+        }
+        assert!(
+            statuses[..6].iter().all(|s| *s == StatusCode::BAD_REQUEST),
+            "{statuses:?}"
+        );
+        assert_eq!(statuses[7], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+        let (s, b) = confirm(t.pin_for(email)).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("auth.throttled"))
+        );
+        t.running.shutdown().await;
+    }
+}
