@@ -460,13 +460,19 @@ mod tests {
 
     #[test]
     fn unreachable_s3_is_retryable() {
-        // Nothing listens on the discard port of loopback: the connection is refused.
-        let b = OpendalBackend::s3(config())
+        // Nothing listens on the discard port of loopback: the connection is refused. The https case also
+        // builds the TLS client configuration (rustls with aws-lc-rs), which must not panic.
+        for endpoint in ["http://127.0.0.1:9", "https://127.0.0.1:9"] {
+            let b = OpendalBackend::s3(S3Config {
+                endpoint: endpoint.into(),
+                ..config()
+            })
             .unwrap()
             .with_timeout(Duration::from_secs(20));
-        let err = b.read(FileKind::Config, "config").unwrap_err();
-        assert!(err.is_retryable(), "{err:?}");
-        assert!(!err.to_string().contains('\n'));
+            let err = b.read(FileKind::Config, "config").unwrap_err();
+            assert!(err.is_retryable(), "{endpoint}: {err:?}");
+            assert!(!err.to_string().contains('\n'));
+        }
     }
 
     #[test]

@@ -67,5 +67,8 @@ fn killed_writer_leaves_old_or_new_file() {
         b.remove_temp_files().unwrap();
         assert_eq!(b.list(FileKind::Pack).unwrap().len(), 1);
     }
-    assert!(rounds_with_pack > 0, "the child never wrote a pack before it was killed");
+    assert!(
+        rounds_with_pack > 0,
+        "the child never wrote a pack before it was killed"
+    );
 }
