@@ -16,13 +16,19 @@
 //! | two prunes never run at once | exclusive lock |
 
 pub mod backup;
+pub mod browse;
+pub mod check;
 pub mod error;
+pub mod forget;
 pub mod fsmeta;
 pub mod index;
 pub mod lock;
 pub mod parallel;
 pub mod progress;
+pub mod prune;
 pub mod repo;
+pub mod stats;
+pub mod restore;
 
 pub use error::{EngineError, Result};
 pub use progress::{NoProgress, Progress};
