@@ -41,6 +41,12 @@ pub enum EngineError {
         /// What was asked for.
         query: String,
     },
+    /// A snapshot reference that is neither `latest` nor hexadecimal.
+    #[error("{query:?} is not a snapshot ID: use `latest`, a full ID or a unique prefix of one (see `brr snapshots`)")]
+    BadSnapshotId {
+        /// What was asked for.
+        query: String,
+    },
     /// A prefix that matches several snapshots.
     #[error("snapshot ID prefix {query:?} is ambiguous: it matches {}", candidates.join(", "))]
     AmbiguousSnapshot {
@@ -120,6 +126,7 @@ impl EngineError {
             EngineError::WrongPassword { .. } => "BRR-E003",
             EngineError::SnapshotNotFound { .. } => "BRR-E004",
             EngineError::AmbiguousSnapshot { .. } => "BRR-E005",
+            EngineError::BadSnapshotId { .. } => "BRR-E012",
             EngineError::PathNotFound { .. } => "BRR-E006",
             EngineError::Locked { .. } => "BRR-E007",
             EngineError::Io { .. } => "BRR-E008",
@@ -138,6 +145,7 @@ impl EngineError {
             EngineError::WrongPassword { .. } | EngineError::Core(CoreError::WrongPassword) => 11,
             EngineError::SnapshotNotFound { .. }
             | EngineError::AmbiguousSnapshot { .. }
+            | EngineError::BadSnapshotId { .. }
             | EngineError::PathNotFound { .. } => 12,
             EngineError::Locked { .. } => 13,
             EngineError::Damaged(_) => 14,

@@ -355,7 +355,7 @@ impl Repository {
     pub fn find_snapshot(&self, query: &str) -> Result<Snapshot> {
         let q = query.trim();
         if q.is_empty() {
-            return Err(EngineError::invalid("snapshot", "empty snapshot ID"));
+            return Err(EngineError::BadSnapshotId { query: q.into() });
         }
         if q == "latest" {
             return self
