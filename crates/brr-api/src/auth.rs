@@ -11,6 +11,10 @@ pub struct LoginRequest {
     pub email: String,
     /// Account password.
     pub password: String,
+    /// Current TOTP code, required once a second factor is enabled (with HTTP Basic: the
+    /// `X-Brr-Totp` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
 }
 
 /// Tokens returned by login and refresh.
@@ -111,4 +115,22 @@ pub struct ChangePasswordRequest {
 pub struct Accepted {
     /// Human-readable status.
     pub message: String,
+}
+
+/// `POST /me/totp`: a new, not yet enabled, TOTP secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrollment {
+    /// The secret, base32 (for manual entry).
+    pub secret: String,
+    /// `otpauth://` URI (for a QR code).
+    pub otpauth_uri: String,
+}
+
+/// `POST /me/totp/confirm` and `POST /me/totp/disable`: a current code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    /// The 6-digit code shown by the authenticator.
+    pub code: String,
 }

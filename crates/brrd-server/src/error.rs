@@ -21,6 +21,9 @@ pub enum Error {
     /// A token is missing, malformed, expired or revoked.
     #[error("authentication required")]
     Unauthenticated,
+    /// The password was right, but the account requires a TOTP code.
+    #[error("a TOTP code is required for this account")]
+    TotpRequired,
     /// Too many failed logins for this account.
     #[error("too many failed logins: this account is locked for {minutes} more minute(s)")]
     Locked {
@@ -75,6 +78,7 @@ impl Error {
             Error::Invalid(_) => "request.invalid",
             Error::InvalidCredentials => "auth.invalid_credentials",
             Error::Unauthenticated => "auth.required",
+            Error::TotpRequired => "auth.totp_required",
             Error::Locked { .. } => "auth.locked",
             Error::Throttled { .. } => "auth.throttled",
             Error::Forbidden => "access.forbidden",

@@ -28,6 +28,7 @@ pub mod server;
 pub mod service;
 pub mod tls;
 pub mod tokens;
+pub mod totp;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -83,9 +83,14 @@ fn credentials(headers: &HeaderMap, body: &[u8]) -> Result<LoginRequest, HttpErr
             .map_err(|_| bad())?;
         let text = String::from_utf8(raw).map_err(|_| bad())?;
         let (email, password) = text.split_once(':').ok_or_else(bad)?;
+        let totp = headers
+            .get("x-brr-totp")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         return Ok(LoginRequest {
             email: email.into(),
             password: password.into(),
+            totp,
         });
     }
     serde_json::from_slice(body)
@@ -103,7 +108,10 @@ pub async fn login(
     body: Bytes,
 ) -> ApiResult<Json<TokenResponse>> {
     let creds = credentials(&headers, &body)?;
-    let r = st.svc.login(&ctx, &creds.email, &creds.password).await;
+    let r = st
+        .svc
+        .login(&ctx, &creds.email, &creds.password, creds.totp.as_deref())
+        .await;
     st.metrics.record_login(r.is_ok());
     Ok(Json(r?))
 }

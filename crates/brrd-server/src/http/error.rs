@@ -39,7 +39,9 @@ impl From<Error> for HttpError {
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::Invalid(_) | Error::BadCode | Error::WeakPassword(_) => StatusCode::BAD_REQUEST,
-            Error::InvalidCredentials | Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::InvalidCredentials | Error::Unauthenticated | Error::TotpRequired => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Locked { .. } | Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Forbidden | Error::RegistrationClosed => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post, put};
-use brr_api::auth::{Accepted, ChangePasswordRequest};
+use brr_api::auth::{Accepted, ChangePasswordRequest, TotpCode, TotpEnrollment};
 use brr_api::identity::{
     ApiKey, Company, CreateApiKey, CreateCompany, CreateInvitation, CreatedApiKey, DirectoryEntry,
     Invitation, Me, Role, UpdateCompany, UpdateUser, User,
@@ -45,6 +45,19 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/me/password",
             Users,
             put(change_password),
+        ),
+        Endpoint::new(Method::POST, "/api/v1/me/totp", Users, post(totp_enroll)),
+        Endpoint::new(
+            Method::POST,
+            "/api/v1/me/totp/confirm",
+            Users,
+            post(totp_confirm),
+        ),
+        Endpoint::new(
+            Method::POST,
+            "/api/v1/me/totp/disable",
+            Users,
+            post(totp_disable),
         ),
         Endpoint::new(
             Method::GET,
@@ -163,6 +176,44 @@ pub async fn change_password(
         .await?;
     Ok(Json(Accepted {
         message: "password changed".into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "identity", security(("bearer" = [])),
+    responses((status = 201, body = TotpEnrollment), (status = 409, body = brr_api::ErrorBody)))]
+/// Start TOTP enrolment: a new secret, enabled only after `/me/totp/confirm`.
+pub async fn totp_enroll(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<(StatusCode, Json<TotpEnrollment>)> {
+    Ok((StatusCode::CREATED, Json(st.svc.totp_enroll(&ctx).await?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "identity", security(("bearer" = [])), request_body = TotpCode,
+    responses((status = 200, body = Accepted), (status = 400, body = brr_api::ErrorBody)))]
+/// Enable TOTP with a current code; logins then need `totp`.
+pub async fn totp_confirm(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<TotpCode>,
+) -> ApiResult<Json<Accepted>> {
+    st.svc.totp_confirm(&ctx, &req.code).await?;
+    Ok(Json(Accepted {
+        message: "second factor enabled".into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp/disable", tag = "identity", security(("bearer" = [])), request_body = TotpCode,
+    responses((status = 200, body = Accepted), (status = 400, body = brr_api::ErrorBody)))]
+/// Disable TOTP with a current code.
+pub async fn totp_disable(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Json(req): Json<TotpCode>,
+) -> ApiResult<Json<Accepted>> {
+    st.svc.totp_disable(&ctx, &req.code).await?;
+    Ok(Json(Accepted {
+        message: "second factor disabled".into(),
     }))
 }
 

@@ -18,8 +18,15 @@ struct RefreshRow {
 }
 
 impl Service {
-    /// Checks e-mail and password; on success opens a session and returns tokens.
-    pub async fn login(&self, ctx: &Ctx, email: &str, password: &str) -> Result<TokenResponse> {
+    /// Checks e-mail, password and (when enabled) the TOTP code; on success opens a session and
+    /// returns tokens.
+    pub async fn login(
+        &self,
+        ctx: &Ctx,
+        email: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<TokenResponse> {
         let ip_key = format!("ip:{}", ctx.ip);
         if let Some(minutes) = self.locked_minutes(&ip_key).await? {
             self.record(ctx, None, "auth.login", &ip_key, "throttled", "")
@@ -47,6 +54,7 @@ impl Service {
             .and_then(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password_ok = verify_password(&hash, password);
+        let keys = (ip_key.as_str(), acct_key.as_str());
         let user = match user {
             Some(u)
                 if password_ok
@@ -55,56 +63,39 @@ impl Service {
             {
                 u
             }
-            other => {
-                let target = other
-                    .as_ref()
-                    .map(|u| format!("user:{}", u.id))
-                    .unwrap_or(format!("email:{email}"));
-                let company = other.as_ref().and_then(|u| u.company_id.clone());
-                self.record_failure(&ip_key, self.config.ip_max_failures)
-                    .await?;
-                let locked = self
-                    .record_failure(&acct_key, self.config.account_max_failures)
-                    .await?;
-                self.record(
-                    ctx,
-                    company.as_deref(),
-                    "auth.login",
-                    &target,
-                    "failure",
-                    "",
-                )
-                .await?;
-                if locked {
-                    self.record(
+            Some(u) => {
+                return Err(self
+                    .login_failed(
                         ctx,
-                        company.as_deref(),
-                        "auth.lockout",
-                        &target,
-                        "locked",
-                        "",
+                        keys,
+                        &format!("user:{}", u.id),
+                        u.company_id.as_deref(),
+                        "failure",
                     )
-                    .await?;
-                    return Err(Error::Locked {
-                        minutes: (self.config.lockout_secs + 59) / 60,
-                    });
-                }
-                return Err(Error::InvalidCredentials);
+                    .await);
+            }
+            None => {
+                return Err(self
+                    .login_failed(ctx, keys, &format!("email:{email}"), None, "failure")
+                    .await);
             }
         };
+        let target = format!("user:{}", user.id);
         if let Some(c) = &user.company_id
             && self.company_status(c).await?.as_deref() != Some("active")
         {
-            self.record(
-                ctx,
-                Some(c),
-                "auth.login",
-                &format!("user:{}", user.id),
-                "company_inactive",
-                "",
-            )
-            .await?;
+            self.record(ctx, Some(c), "auth.login", &target, "company_inactive", "")
+                .await?;
             return Err(Error::InvalidCredentials);
+        }
+        match self.check_login_totp(&user.id, totp).await? {
+            super::totp::Check::NotEnabled | super::totp::Check::Accepted => {}
+            super::totp::Check::Missing => return Err(Error::TotpRequired),
+            super::totp::Check::Rejected => {
+                return Err(self
+                    .login_failed(ctx, keys, &target, user.company_id.as_deref(), "bad_totp")
+                    .await);
+            }
         }
         self.clear_failures(&acct_key).await?;
         let session_id = self.new_id();
@@ -130,12 +121,43 @@ impl Service {
             &ctx,
             user.company_id.as_deref(),
             "auth.login",
-            &format!("user:{}", user.id),
+            &target,
             "success",
             &format!("session:{session_id}"),
         )
         .await?;
         Ok(tokens)
+    }
+
+    /// Counts a failed login against the client address and the account, audits it, and returns the
+    /// error to answer with ([`Error::Locked`] when this failure locked the account).
+    async fn login_failed(
+        &self,
+        ctx: &Ctx,
+        (ip_key, acct_key): (&str, &str),
+        target: &str,
+        company: Option<&str>,
+        outcome: &str,
+    ) -> Error {
+        let r: Result<Error> = async {
+            self.record_failure(ip_key, self.config.ip_max_failures)
+                .await?;
+            let locked = self
+                .record_failure(acct_key, self.config.account_max_failures)
+                .await?;
+            self.record(ctx, company, "auth.login", target, outcome, "")
+                .await?;
+            if locked {
+                self.record(ctx, company, "auth.lockout", target, "locked", "")
+                    .await?;
+                return Ok(Error::Locked {
+                    minutes: (self.config.lockout_secs + 59) / 60,
+                });
+            }
+            Ok(Error::InvalidCredentials)
+        }
+        .await;
+        r.unwrap_or_else(|e| e)
     }
 
     async fn issue_tokens(&self, user_id: &str, session_id: &str) -> Result<TokenResponse> {

@@ -9,6 +9,7 @@ pub mod codes;
 pub mod companies;
 pub mod directory;
 pub mod signup;
+pub mod totp;
 pub mod users;
 
 use std::net::IpAddr;

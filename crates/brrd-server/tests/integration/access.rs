@@ -31,6 +31,15 @@ fn probes() -> HashMap<(&'static str, &'static str), Option<Value>> {
         (("GET", "/api/v1/openapi.json"), None),
         (("GET", "/api/v1/me"), None),
         (("PUT", "/api/v1/me/password"), Some(pw)),
+        (("POST", "/api/v1/me/totp"), None),
+        (
+            ("POST", "/api/v1/me/totp/confirm"),
+            Some(json!({"code": "000000"})),
+        ),
+        (
+            ("POST", "/api/v1/me/totp/disable"),
+            Some(json!({"code": "000000"})),
+        ),
         (("GET", "/api/v1/companies"), None),
         (
             ("POST", "/api/v1/companies"),
