@@ -29,7 +29,7 @@ fi
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    su -s /bin/sh postgres -c "$*"
+    (cd / && su -s /bin/sh postgres -c "$*")
   else
     sh -c "$*"
   fi
