@@ -6,7 +6,7 @@ use brr_api::identity::{
 };
 
 use super::access::{Need, company_scope};
-use super::{Ctx, Principal, Service};
+use super::{Ctx, Service};
 use crate::clock::new_token;
 use crate::crypto::sha256_hex;
 use crate::error::{Error, Result};
@@ -392,10 +392,5 @@ impl Service {
             "",
         )
         .await
-    }
-
-    /// Whether the caller is an agent (used by `/me`).
-    pub fn is_agent(p: &Principal) -> bool {
-        matches!(p, Principal::Agent { .. })
     }
 }

@@ -67,10 +67,8 @@ impl Service {
             company_id: p.company_id(),
             company_visibility: vis,
         };
-        let pattern = format!(
-            "%{}%",
-            q.unwrap_or_default().to_lowercase().replace(['%', '_'], "")
-        );
+        let needle = q.unwrap_or_default().to_lowercase().replace(['%', '_'], "");
+        let pattern = format!("%{needle}%");
         // Outsiders are filtered by [`directory_view`]; the SQL only narrows by the search text.
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "{SELECT} WHERE (LOWER(u.display_name) LIKE $1 OR u.email LIKE $1) ORDER BY u.display_name LIMIT 2000"
@@ -81,6 +79,9 @@ impl Service {
         Ok(rows
             .into_iter()
             .filter_map(|r| Self::entry(viewer, r))
+            // An e-mail match counts only where the viewer may see the e-mail; otherwise searching
+            // by address would reveal outsiders' addresses one character at a time.
+            .filter(|e| e.email.is_some() || e.display_name.to_lowercase().contains(&needle))
             .take(200)
             .collect())
     }
