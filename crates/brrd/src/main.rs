@@ -135,10 +135,14 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 "brrd: https://{} (ops http://{})",
                 running.https_addr, running.ops_addr
             );
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
-                r = running.wait() => r?,
                 _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
+            eprintln!("brrd: shutting down");
+            running.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Admin(cmd) => {

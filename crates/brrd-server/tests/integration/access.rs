@@ -424,6 +424,30 @@ async fn directory_follows_visibility() {
             entry.get("email").is_none() && entry.get("role").is_none(),
             "{entry}"
         );
+        // Outsiders can search by name but not by (invisible) e-mail address.
+        let (s, _) = t
+            .post(
+                &format!("/api/v1/companies/{}/invitations", w.a),
+                Some(&aa),
+                json!({"email": "quinn@a.example", "role": "company_user"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _) = t
+            .post("/api/v1/auth/register", None, json!({"email": "quinn@a.example", "password": crate::common::PASSWORD, "display_name": "Quinn Q"}))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        t.verify("quinn@a.example").await;
+        let (_, by_name) = t.get("/api/v1/directory?q=quinn%20q", &bu).await;
+        assert_eq!(by_name.as_array().unwrap().len(), 1, "{by_name}");
+        let (_, by_mail) = t.get("/api/v1/directory?q=quinn@", &bu).await;
+        assert_eq!(by_mail.as_array().unwrap().len(), 0, "{by_mail}");
+        let (_, colleague) = t.get("/api/v1/directory?q=quinn@", &au).await;
+        assert_eq!(
+            colleague.as_array().unwrap().len(),
+            1,
+            "colleagues may search by e-mail"
+        );
         // A per-user override hides one person again.
         let (s, _) = t
             .call(
