@@ -11,7 +11,7 @@ use brr_storage::FileKind;
 use parking_lot::Mutex;
 
 use super::graph::TreeGraph;
-use super::{Finding, IndexView, TreeFailure, affected_snapshots, finding, list_ids, read_error};
+use super::{Finding, IndexView, Reach, TreeFailure, finding, list_ids, read_error};
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -149,48 +149,49 @@ fn verify_pack(
     (errors, bad, len)
 }
 
+/// Blobs none of whose copies verified.
+pub(super) fn lost_blobs(view: &IndexView, bad: &[(BlobId, Finding)]) -> HashSet<BlobId> {
+    let mut bad_locations: HashMap<BlobId, usize> = HashMap::new();
+    for (b, _) in bad {
+        *bad_locations.entry(*b).or_default() += 1;
+    }
+    bad_locations
+        .into_iter()
+        .filter(|(b, n)| view.index.all_locations(b).len() <= *n)
+        .map(|(b, _)| b)
+        .collect()
+}
+
 /// Adds to each bad blob's finding whether an intact copy exists and which snapshots and files it hits.
 pub(super) fn describe_damage(
     repo: &Repository,
     view: &IndexView,
     graph: &TreeGraph<TreeFailure>,
     snapshots: &[Snapshot],
-    reachable: &[HashSet<BlobId>],
+    reach: &Reach,
+    lost: &HashSet<BlobId>,
     bad: &mut [(BlobId, Finding)],
 ) {
     if bad.is_empty() {
         return;
     }
-    // A blob is lost only if every copy is bad.
-    let mut bad_locations: HashMap<BlobId, usize> = HashMap::new();
-    for (b, _) in bad.iter() {
-        *bad_locations.entry(*b).or_default() += 1;
-    }
-    let lost: HashSet<BlobId> = bad_locations
-        .iter()
-        .filter(|(b, n)| view.index.all_locations(b).len() <= **n)
-        .map(|(b, _)| *b)
-        .collect();
-    let tainted = graph.trees_reaching(&lost);
+    let tainted = graph.trees_reaching(lost);
     let mut files_of: HashMap<BlobId, Vec<String>> = HashMap::new();
     const MAX_SNAPSHOTS_WALKED: usize = 3;
     const MAX_FILES: usize = 10;
-    let mut walked_snapshots = 0;
-    for (s, r) in snapshots.iter().zip(reachable) {
-        if !lost.iter().any(|b| r.contains(b)) {
-            continue;
-        }
-        if walked_snapshots >= MAX_SNAPSHOTS_WALKED {
-            break;
-        }
-        walked_snapshots += 1;
+    // Only trees that lead to a lost blob are opened, in at most a few snapshots.
+    for s in snapshots
+        .iter()
+        .filter(|s| tainted.contains(&s.meta.tree))
+        .take(MAX_SNAPSHOTS_WALKED)
+    {
         let mut stack = vec![(s.meta.tree, String::new())];
         let mut walked = 0;
         while let Some((tree_id, path)) = stack.pop() {
             if lost.contains(&tree_id) {
                 let list = files_of.entry(tree_id).or_default();
                 if list.len() < MAX_FILES {
-                    list.push(format!("{}/ (directory listing)", path));
+                    list.push(format!("{path}/ (directory listing)"));
                 }
                 continue;
             }
@@ -225,7 +226,7 @@ pub(super) fn describe_damage(
                 .push_str("; an intact copy exists in another pack");
             continue;
         }
-        let affected = affected_snapshots(snapshots, reachable, blob);
+        let affected = reach.affected(blob);
         if affected.is_empty() {
             found
                 .message
@@ -234,7 +235,7 @@ pub(super) fn describe_damage(
         }
         found
             .message
-            .push_str(&format!("; affects snapshot(s) {}", list_ids(&affected)));
+            .push_str(&format!("; affects snapshot(s) {}", list_ids(affected)));
         if let Some(files) = files_of.get(blob) {
             found
                 .message

@@ -22,7 +22,7 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use brr_core::blob::BlobType;
 use brr_core::config::RepoConfig;
@@ -186,31 +186,35 @@ pub fn check(
         .flat_map(|t| t.chunks.iter().map(|c| c.id))
         .collect();
     report.blobs = data_blobs.len() as u64;
-    let reachable: Vec<HashSet<BlobId>> = snapshots
-        .iter()
-        .map(|s| graph.reachable(s.meta.tree))
+    let missing_data: HashSet<BlobId> = data_blobs
+        .into_iter()
+        .filter(|b| {
+            !view
+                .index
+                .all_locations(b)
+                .iter()
+                .any(|e| e.blob_type == BlobType::Data)
+        })
         .collect();
-    check_tree_failures(&graph, &snapshots, &reachable, &mut f);
-    check_data_blobs(&view, &data_blobs, &snapshots, &reachable, &mut f);
-    check_refs(&view, &graph, &snapshots, &reachable, &mut f);
 
+    let mut damaged = Vec::new();
+    let mut lost = HashSet::new();
     if opts.read_data {
         let read = data::read_all_packs(repo, &view, &stored, threads, progress);
         report.packs_read = read.packs;
         report.bytes_read = read.bytes;
-        let mut bad_findings = read.bad_blobs;
-        data::describe_damage(
-            repo,
-            &view,
-            &graph,
-            &snapshots,
-            &reachable,
-            &mut bad_findings,
-        );
         f.errors.extend(read.errors);
-        f.errors
-            .extend(bad_findings.into_iter().map(|(_, finding)| finding));
+        lost = data::lost_blobs(&view, &read.bad_blobs);
+        damaged = read.bad_blobs;
     }
+
+    let reach = Reach::compute(&graph, &snapshots, &missing_data, &lost, threads);
+    check_tree_failures(&graph, &reach, &mut f);
+    check_data_blobs(&snapshots, &reach, &mut f);
+    check_refs(&view, &snapshots, &reach, &mut f);
+    data::describe_damage(repo, &view, &graph, &snapshots, &reach, &lost, &mut damaged);
+    f.errors
+        .extend(damaged.into_iter().map(|(_, finding)| finding));
 
     report.errors = f.errors;
     report.warnings = f.warnings;
@@ -609,18 +613,83 @@ fn load_trees(
     )
 }
 
-/// Short IDs of the snapshots (at most a few, then a count) whose reachable sets contain `blob`.
-fn affected_snapshots(
-    snapshots: &[Snapshot],
-    reachable: &[HashSet<BlobId>],
-    blob: &BlobId,
-) -> Vec<SnapshotId> {
-    snapshots
-        .iter()
-        .zip(reachable)
-        .filter(|(_, r)| r.contains(blob))
-        .map(|(s, _)| s.id)
-        .collect()
+/// What each snapshot reaches, as far as check needs it. Computed one snapshot at a time (in parallel)
+/// and reduced at once: holding every snapshot's reachable set would not fit in memory for large
+/// repositories.
+struct Reach {
+    /// For each blob of interest (unloadable tree, unindexed data blob, lost blob): the snapshots
+    /// reaching it, oldest first.
+    hits: HashMap<BlobId, Vec<SnapshotId>>,
+    /// Per snapshot (in `snapshots` order): reachable blobs its `refs` omit and `refs` not reachable;
+    /// `None` when an unloadable tree makes the reachable set incomplete.
+    refs_mismatch: Vec<Option<(usize, usize)>>,
+    /// Per snapshot: the unindexed data blobs it reaches.
+    missing: Vec<Vec<BlobId>>,
+}
+
+impl Reach {
+    fn compute(
+        graph: &TreeGraph<TreeFailure>,
+        snapshots: &[Snapshot],
+        missing_data: &HashSet<BlobId>,
+        lost: &HashSet<BlobId>,
+        threads: usize,
+    ) -> Self {
+        let interesting: HashSet<BlobId> = graph
+            .failed
+            .keys()
+            .chain(missing_data)
+            .chain(lost)
+            .copied()
+            .collect();
+        let per_snapshot = parallel_map(snapshots.iter().collect(), threads, |s: &Snapshot| {
+            let r = graph.reachable(s.meta.tree);
+            let mut hit: Vec<BlobId> = if interesting.len() < r.len() {
+                interesting
+                    .iter()
+                    .filter(|b| r.contains(*b))
+                    .copied()
+                    .collect()
+            } else {
+                r.iter()
+                    .filter(|b| interesting.contains(*b))
+                    .copied()
+                    .collect()
+            };
+            hit.sort();
+            let complete = !hit.iter().any(|b| graph.failed.contains_key(b));
+            let mismatch = complete.then(|| {
+                let refs: HashSet<&BlobId> = s.refs.iter().collect();
+                let unlisted = r.iter().filter(|b| !refs.contains(b)).count();
+                let extra = s.refs.iter().filter(|b| !r.contains(b)).count();
+                (unlisted, extra)
+            });
+            (hit, mismatch)
+        });
+        let mut reach = Reach {
+            hits: HashMap::new(),
+            refs_mismatch: Vec::with_capacity(snapshots.len()),
+            missing: Vec::with_capacity(snapshots.len()),
+        };
+        for (s, (hit, mismatch)) in snapshots.iter().zip(per_snapshot) {
+            reach.missing.push(
+                hit.iter()
+                    .filter(|b| missing_data.contains(*b))
+                    .copied()
+                    .collect(),
+            );
+            for b in hit {
+                reach.hits.entry(b).or_default().push(s.id);
+            }
+            reach.refs_mismatch.push(mismatch);
+        }
+        reach
+    }
+
+    /// The snapshots reaching `blob`.
+    fn affected(&self, blob: &BlobId) -> &[SnapshotId] {
+        self.hits.get(blob).map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 fn list_ids(ids: &[SnapshotId]) -> String {
@@ -632,17 +701,12 @@ fn list_ids(ids: &[SnapshotId]) -> String {
     s.join(", ")
 }
 
-fn check_tree_failures(
-    graph: &TreeGraph<TreeFailure>,
-    snapshots: &[Snapshot],
-    reachable: &[HashSet<BlobId>],
-    f: &mut Findings,
-) {
+fn check_tree_failures(graph: &TreeGraph<TreeFailure>, reach: &Reach, f: &mut Findings) {
     let mut failed: Vec<_> = graph.failed.iter().collect();
     failed.sort_by_key(|(id, _)| **id);
     for (id, failure) in failed {
-        let affected = affected_snapshots(snapshots, reachable, id);
-        let which = format!("affects snapshot(s) {}", list_ids(&affected));
+        let affected = reach.affected(id);
+        let which = format!("affects snapshot(s) {}", list_ids(affected));
         match failure {
             TreeFailure::NotIndexed => {
                 let name = affected.first().map(|s| s.to_hex()).unwrap_or_default();
@@ -662,38 +726,16 @@ fn check_tree_failures(
     }
 }
 
-fn check_data_blobs(
-    view: &IndexView,
-    data_blobs: &HashSet<BlobId>,
-    snapshots: &[Snapshot],
-    reachable: &[HashSet<BlobId>],
-    f: &mut Findings,
-) {
-    let mut missing: Vec<&BlobId> = data_blobs
-        .iter()
-        .filter(|b| {
-            !view
-                .index
-                .all_locations(b)
-                .iter()
-                .any(|e| e.blob_type == BlobType::Data)
-        })
-        .collect();
-    missing.sort();
+fn check_data_blobs(snapshots: &[Snapshot], reach: &Reach, f: &mut Findings) {
     // One finding per snapshot, listing its missing blobs (a lost pack can take thousands at once).
-    let mut per_snapshot: BTreeMap<usize, Vec<&BlobId>> = BTreeMap::new();
-    for b in &missing {
-        for (i, r) in reachable.iter().enumerate() {
-            if r.contains(*b) {
-                per_snapshot.entry(i).or_default().push(b);
-            }
+    for (s, blobs) in snapshots.iter().zip(&reach.missing) {
+        if blobs.is_empty() {
+            continue;
         }
-    }
-    for (i, blobs) in per_snapshot {
         let shown: Vec<String> = blobs.iter().take(5).map(|b| b.short()).collect();
         f.error(
             FileKind::Snapshot,
-            &snapshots[i].id.to_hex(),
+            &s.id.to_hex(),
             None,
             format!(
                 "{} data blob(s) referenced by its trees are not in any index: {}{}",
@@ -705,22 +747,12 @@ fn check_data_blobs(
     }
 }
 
-fn check_refs(
-    view: &IndexView,
-    graph: &TreeGraph<TreeFailure>,
-    snapshots: &[Snapshot],
-    reachable: &[HashSet<BlobId>],
-    f: &mut Findings,
-) {
-    for (s, r) in snapshots.iter().zip(reachable) {
-        if graph.failed.keys().any(|t| r.contains(t)) {
-            // Its reachable set is incomplete; the unloadable tree is already reported.
-            continue;
-        }
-        let refs: HashSet<&BlobId> = s.refs.iter().collect();
-        let unlisted = r.iter().filter(|b| !refs.contains(b)).count();
-        let extra = s.refs.iter().filter(|b| !r.contains(b)).count();
-        if unlisted > 0 || extra > 0 {
+fn check_refs(view: &IndexView, snapshots: &[Snapshot], reach: &Reach, f: &mut Findings) {
+    for (s, mismatch) in snapshots.iter().zip(&reach.refs_mismatch) {
+        // `None`: the reachable set is incomplete; the unloadable tree is already reported.
+        if let Some((unlisted, extra)) = *mismatch
+            && (unlisted > 0 || extra > 0)
+        {
             f.error(
                 FileKind::Snapshot,
                 &s.id.to_hex(),

@@ -294,6 +294,12 @@ fn repack(
         Ok(())
     };
     for r in &plan.repack {
+        if r.copy.is_empty() {
+            // Every live blob of it is kept elsewhere: nothing to read.
+            progress.items(1);
+            done.push(r.pack.clone());
+            continue;
+        }
         let name = r.pack.id.to_hex();
         let bytes = backend.read(FileKind::Pack, &name)?;
         progress.items(1);
