@@ -30,7 +30,6 @@ use brr_core::gcrecord::GcRecord;
 use brr_core::id::{BlobId, Id, IndexId, KeySlotId, PackId, SnapshotId};
 use brr_core::index::{IndexFile, IndexedPack};
 use brr_core::keyslot::KeySlot;
-use brr_core::lockfile::LockFile;
 
 use brr_core::snapshot::{Snapshot, decode_snapshot};
 use brr_core::tree::Tree;
@@ -167,14 +166,18 @@ pub fn check(
     check_keys(repo, &mut f)?;
     check_locks(repo, &mut f)?;
     let records = check_gc_records(repo, &mut f)?;
-    let stored: HashMap<PackId, u64> = list_packs(repo, &mut f)?;
-    report.packs = stored.len() as u64;
-    let view = check_index_files(repo, threads, &records, &stored, &mut f)?;
-    check_pack_presence(&view, &stored, &mut f);
     progress.finish();
-
+    // Snapshots, then index files, then the pack listing: a backup writes packs, then their index, then
+    // its snapshot, so whatever a snapshot read here needs was written before what is read after it.
     let snapshots = check_snapshots(repo, threads, progress, &mut f)?;
     report.snapshots = snapshots.len() as u64;
+    progress.start("checking index", None, None);
+    let mut view = check_index_files(repo, threads, &mut f)?;
+    let stored: HashMap<PackId, u64> = list_packs(repo, &mut f)?;
+    report.packs = stored.len() as u64;
+    add_condemned_packs(repo, &mut view, &records, &stored);
+    check_pack_presence(&view, &stored, &mut f);
+    progress.finish();
 
     progress.start("checking trees", None, None);
     let graph = load_trees(repo, &view.index, &snapshots, threads, progress);
@@ -264,6 +267,7 @@ fn check_keys(repo: &Repository, f: &mut Findings) -> Result<()> {
         };
         let bytes = match repo.backend().read(FileKind::Key, name) {
             Ok(b) => b,
+            Err(e) if e.is_not_found() => continue, // removed since the listing
             Err(e) => {
                 f.error(FileKind::Key, name, None, read_error(&e));
                 continue;
@@ -311,19 +315,22 @@ fn check_keys(repo: &Repository, f: &mut Findings) -> Result<()> {
 }
 
 fn check_locks(repo: &Repository, f: &mut Findings) -> Result<()> {
-    for file in repo.backend().list(FileKind::Lock)? {
-        match repo.backend().read(FileKind::Lock, &file.name) {
-            Ok(bytes) => {
-                if let Err(e) = LockFile::decode(&bytes) {
-                    f.warn(
-                        FileKind::Lock,
-                        &file.name,
-                        format!("unparseable lock ({e}); remove it with `brr unlock --all` once no brr process runs"),
-                    );
-                }
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => f.warn(FileKind::Lock, &file.name, read_error(&e)),
+    for l in crate::lock::list_locks(repo.backend())? {
+        match &l.lock {
+            None => f.warn(
+                FileKind::Lock,
+                &l.name,
+                "unparseable lock; remove it with `brr unlock --all` once no brr process runs",
+            ),
+            Some(lock) if l.stale => f.warn(
+                FileKind::Lock,
+                &l.name,
+                format!(
+                    "stale {} lock of process {} on this host, which no longer runs; `brr unlock` removes it",
+                    lock.purpose, lock.pid
+                ),
+            ),
+            Some(_) => {}
         }
     }
     Ok(())
@@ -377,45 +384,52 @@ fn list_packs(repo: &Repository, f: &mut Findings) -> Result<HashMap<PackId, u64
     Ok(out)
 }
 
-fn check_index_files(
-    repo: &Repository,
-    threads: usize,
-    records: &[(String, GcRecord)],
-    stored: &HashMap<PackId, u64>,
-    f: &mut Findings,
-) -> Result<IndexView> {
-    let names: Vec<String> = repo
-        .backend()
-        .list(FileKind::Index)?
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
-    let read = parallel_map(names, threads, |name| {
-        let r = (|| {
-            let id =
-                IndexId::from_hex(&name).map_err(|_| "file name is not an index ID".to_string())?;
-            let bytes = repo
-                .backend()
-                .read(FileKind::Index, &name)
-                .map_err(|e| read_error(&e))?;
-            if IndexId(Id::hash_of(&bytes)) != id {
-                return Err(
-                    "content does not match its name (bit rot, truncation or tampering)".into(),
-                );
+fn check_index_files(repo: &Repository, threads: usize, f: &mut Findings) -> Result<IndexView> {
+    let files = loop {
+        let names: Vec<String> = repo
+            .backend()
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        let read = parallel_map(names, threads, |name| {
+            let r = (|| {
+                let id = IndexId::from_hex(&name)
+                    .map_err(|_| "file name is not an index ID".to_string())?;
+                let bytes = match repo.backend().read(FileKind::Index, &name) {
+                    Ok(b) => b,
+                    // Superseded and deleted since the listing (a prune or backup consolidated it).
+                    Err(e) if e.is_not_found() => return Ok(None),
+                    Err(e) => return Err(read_error(&e)),
+                };
+                if IndexId(Id::hash_of(&bytes)) != id {
+                    return Err(
+                        "content does not match its name (bit rot, truncation or tampering)".into(),
+                    );
+                }
+                IndexFile::decode(&bytes)
+                    .map(|file| Some((id, file)))
+                    .map_err(|e| format!("does not parse: {e}"))
+            })();
+            (name, r)
+        });
+        let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
+        let mut errors = Vec::new();
+        let mut vanished = false;
+        for (name, r) in read {
+            match r {
+                Ok(Some(x)) => files.push(x),
+                Ok(None) => vanished = true,
+                Err(msg) => errors.push(finding(FileKind::Index, &name, None, msg)),
             }
-            IndexFile::decode(&bytes)
-                .map(|file| (id, file))
-                .map_err(|e| format!("does not parse: {e}"))
-        })();
-        (name, r)
-    });
-    let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
-    for (name, r) in read {
-        match r {
-            Ok(x) => files.push(x),
-            Err(msg) => f.error(FileKind::Index, &name, None, msg),
         }
-    }
+        if !vanished {
+            f.errors.extend(errors);
+            break files;
+        }
+        // What replaced the vanished file was written after the listing: list again.
+    };
+    let mut files = files;
     let superseded: HashSet<IndexId> = files
         .iter()
         .flat_map(|(_, file)| file.supersedes.iter().copied())
@@ -451,26 +465,33 @@ fn check_index_files(
         .filter(|id| !superseded.contains(id))
         .collect();
 
-    let mut condemned: HashMap<PackId, String> = HashMap::new();
-    for (name, record) in records {
-        for p in &record.packs {
-            condemned.entry(p.id).or_insert_with(|| name.clone());
-            // A condemned pack no index describes any more is still readable until the sweep: blobs a
-            // snapshot committed during the mark phase may live there.
-            if !indexed.contains_key(&p.id)
-                && let Some(&size) = stored.get(&p.id)
-                && let Ok(pack) = read_pack_trailer(repo.backend(), p.id, size)
-            {
-                index.add_pack(&pack);
-            }
-        }
-    }
-    index.sort();
     Ok(IndexView {
         index,
         indexed,
-        condemned,
+        condemned: HashMap::new(),
     })
+}
+
+/// Notes the packs GC records condemn and makes those no index describes any more readable: until the
+/// sweep, blobs a snapshot committed during the mark phase may live there.
+fn add_condemned_packs(
+    repo: &Repository,
+    view: &mut IndexView,
+    records: &[(String, GcRecord)],
+    stored: &HashMap<PackId, u64>,
+) {
+    for (name, record) in records {
+        for p in &record.packs {
+            view.condemned.entry(p.id).or_insert_with(|| name.clone());
+            if !view.indexed.contains_key(&p.id)
+                && let Some(&size) = stored.get(&p.id)
+                && let Ok(pack) = read_pack_trailer(repo.backend(), p.id, size)
+            {
+                view.index.add_pack(&pack);
+            }
+        }
+    }
+    view.index.sort();
 }
 
 fn check_pack_presence(view: &IndexView, stored: &HashMap<PackId, u64>, f: &mut Findings) {
@@ -478,6 +499,8 @@ fn check_pack_presence(view: &IndexView, stored: &HashMap<PackId, u64>, f: &mut 
     indexed.sort_by_key(|(id, _)| **id);
     for (id, (index_id, pack)) in indexed {
         match stored.get(id) {
+            // Condemned and deleted by a prune's sweep since the index was read.
+            None if view.condemned.contains_key(id) => {}
             None => f.error(
                 FileKind::Pack,
                 &id.to_hex(),
@@ -539,11 +562,15 @@ fn check_snapshots(
         let r = (|| {
             let id = SnapshotId::from_hex(&name)
                 .map_err(|_| "file name is not a snapshot ID".to_string())?;
-            let bytes = repo
-                .backend()
-                .read(FileKind::Snapshot, &name)
-                .map_err(|e| read_error(&e))?;
-            decode_snapshot(repo.key(), id, &bytes).map_err(|e| e.to_string())
+            let bytes = match repo.backend().read(FileKind::Snapshot, &name) {
+                Ok(b) => b,
+                // Forgotten since the listing.
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(read_error(&e)),
+            };
+            decode_snapshot(repo.key(), id, &bytes)
+                .map(Some)
+                .map_err(|e| e.to_string())
         })();
         progress.items(1);
         (name, r)
@@ -552,7 +579,8 @@ fn check_snapshots(
     let mut out = Vec::new();
     for (name, r) in loaded {
         match r {
-            Ok(s) => out.push(s),
+            Ok(Some(s)) => out.push(s),
+            Ok(None) => {}
             Err(msg) => f.error(FileKind::Snapshot, &name, None, msg),
         }
     }
