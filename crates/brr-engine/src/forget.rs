@@ -280,4 +280,54 @@ mod tests {
         let opts = ForgetOptions::default();
         assert!(plan_for(&snaps, &opts).is_err());
     }
+
+    #[test]
+    fn plan_then_apply_on_a_repository() {
+        use crate::backup::{BackupOptions, backup};
+        use crate::check::test_support::{new_repo, write_file};
+        use crate::progress::NoProgress;
+
+        let (_dir, src, repo) = new_repo();
+        write_file(&src.join("f"), 1, 10_000);
+        let mut ids = Vec::new();
+        for day in [20, 21, 22] {
+            let opts = BackupOptions {
+                paths: vec![src.clone()],
+                time: Some(at(day, 10)),
+                ..Default::default()
+            };
+            ids.push(backup(&repo, &opts, &NoProgress).unwrap().snapshot.id);
+        }
+        let opts = ForgetOptions {
+            policy: RetentionPolicy::default().with_last(2),
+            group_by: GroupBy::HOST_PATHS,
+            dry_run: true,
+            ..Default::default()
+        };
+        let plan = plan_forget(&repo, &opts).unwrap();
+        assert_eq!(plan.groups.len(), 1);
+        assert_eq!(plan.groups[0].remove, vec![ids[0]]);
+        assert_eq!(
+            repo.list_snapshots().unwrap().len(),
+            3,
+            "planning changes nothing"
+        );
+        assert_eq!(apply_forget(&repo, &plan).unwrap(), 1);
+        assert_eq!(apply_forget(&repo, &plan).unwrap(), 0, "already gone");
+        let left: Vec<SnapshotId> = repo
+            .list_snapshots()
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(left, vec![ids[1], ids[2]]);
+
+        // Unknown IDs delete nothing.
+        assert!(matches!(
+            forget_ids(&repo, &[ids[1], ids[0]]),
+            Err(EngineError::SnapshotNotFound { .. })
+        ));
+        assert_eq!(repo.list_snapshots().unwrap().len(), 2);
+        assert_eq!(forget_ids(&repo, &[ids[1], ids[1]]).unwrap(), 1);
+    }
 }
