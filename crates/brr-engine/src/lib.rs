@@ -27,8 +27,9 @@ pub mod parallel;
 pub mod progress;
 pub mod prune;
 pub mod repo;
-pub mod stats;
 pub mod restore;
+pub mod stats;
+pub mod treecache;
 
 pub use error::{EngineError, Result};
 pub use progress::{NoProgress, Progress};

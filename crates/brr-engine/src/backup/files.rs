@@ -35,49 +35,79 @@ pub fn open_noatime(path: &Path) -> std::io::Result<File> {
     }
 }
 
-/// Reads `path`, chunks it with the keyed chunker, and hands new chunks to the saver.
+/// Reads `path`, chunks it with the keyed chunker, and hands new chunks to the saver. `size_hint` is the
+/// size `lstat` reported (the file may change while it is read: what is read is what is stored). `buf` is
+/// the calling worker's reusable read buffer.
 pub fn chunk_file(
     repo: &Repository,
     saver: &Saver,
     path: &Path,
+    size_hint: u64,
+    buf: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<FileChunks> {
     let mut file = open_noatime(path).map_err(|e| EngineError::io("open", path, e))?;
     let chunker = repo.chunker();
-    let max = chunker.params().max_size as usize;
     let min = chunker.params().min_size as usize;
     let mut chunks = Vec::new();
-    let mut size = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(min.min(1 << 20));
-    // Small files: one read, one chunk.
-    let mut eof = false;
-    fill(&mut file, &mut buf, min + 1, &mut eof, path)?;
-    if eof {
-        if !buf.is_empty() {
-            chunks.push(save_chunk(repo, saver, &buf)?);
-        }
-        progress.bytes(buf.len() as u64);
-        return Ok(FileChunks {
-            chunks,
-            size: buf.len() as u64,
-        });
-    }
-    buf.reserve(2 * max);
-    let mut pos = 0usize;
-    loop {
-        if !eof && buf.len() - pos < max {
-            if pos > 0 {
-                buf.drain(..pos);
-                pos = 0;
+    if size_hint < min as u64 {
+        // Small files (most files): one read into a buffer of the right size, one chunk.
+        let mut small = Vec::with_capacity(size_hint as usize + 1);
+        file.by_ref()
+            .take(min as u64)
+            .read_to_end(&mut small)
+            .map_err(|e| EngineError::io("read", path, e))?;
+        if small.len() < min {
+            if !small.is_empty() {
+                chunks.push(save_chunk(repo, saver, &small)?);
             }
-            fill(&mut file, &mut buf, max, &mut eof, path)?;
+            progress.bytes(small.len() as u64);
+            return Ok(FileChunks { chunks, size: small.len() as u64 });
         }
-        if pos >= buf.len() {
+        // It grew past the small-file limit since lstat: chunk it as a large file.
+        return chunk_stream(repo, saver, path, std::io::Cursor::new(small).chain(file), buf, progress);
+    }
+    chunk_stream(repo, saver, path, file, buf, progress)
+}
+
+/// Chunks a stream through a window of two maximum chunks. `buf` stays at the window's size and is
+/// reused by the worker, so it is zeroed only once: `buf[pos..end]` holds unread data, reads go to
+/// `buf[end..]`.
+fn chunk_stream(
+    repo: &Repository,
+    saver: &Saver,
+    path: &Path,
+    mut input: impl Read,
+    buf: &mut Vec<u8>,
+    progress: &dyn Progress,
+) -> Result<FileChunks> {
+    let chunker = repo.chunker();
+    let max = chunker.params().max_size as usize;
+    let window = 2 * max;
+    if buf.len() != window {
+        buf.resize(window, 0);
+    }
+    let mut chunks = Vec::new();
+    let (mut pos, mut end, mut eof, mut size) = (0usize, 0usize, false, 0u64);
+    loop {
+        if !eof && end - pos < max {
+            buf.copy_within(pos..end, 0);
+            end -= pos;
+            pos = 0;
+            while end < window && !eof {
+                match input.read(&mut buf[end..window]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(EngineError::io("read", path, e)),
+                }
+            }
+        }
+        if pos >= end {
             break;
         }
-        let cut = chunker.next_cut(&buf[pos..], eof);
-        let chunk = &buf[pos..pos + cut];
-        chunks.push(save_chunk(repo, saver, chunk)?);
+        let cut = chunker.next_cut(&buf[pos..end], eof);
+        chunks.push(save_chunk(repo, saver, &buf[pos..pos + cut])?);
         progress.bytes(cut as u64);
         size += cut as u64;
         pos += cut;
@@ -92,32 +122,4 @@ fn save_chunk(repo: &Repository, saver: &Saver, data: &[u8]) -> Result<ChunkRef>
         id,
         len: data.len() as u32,
     })
-}
-
-/// Reads until `buf` holds at least `want` bytes or the file ends.
-fn fill(
-    file: &mut File,
-    buf: &mut Vec<u8>,
-    want: usize,
-    eof: &mut bool,
-    path: &Path,
-) -> Result<()> {
-    while buf.len() < want && !*eof {
-        let start = buf.len();
-        let room = (want - start).max(1 << 16);
-        buf.resize(start + room, 0);
-        match file.read(&mut buf[start..]) {
-            Ok(0) => {
-                buf.truncate(start);
-                *eof = true;
-            }
-            Ok(n) => buf.truncate(start + n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(EngineError::io("read", path, e));
-            }
-        }
-    }
-    Ok(())
 }

@@ -82,11 +82,21 @@ pub struct BackupOutcome {
 
 struct FileJob {
     path: PathBuf,
+    size_hint: u64,
     reply: Sender<Result<files::FileChunks>>,
 }
 
+/// Files submitted to the readers but whose directories are not finished yet; past this many the walker
+/// finishes the oldest directories first, so memory stays bounded while readers stay busy.
+const MAX_FILES_IN_FLIGHT: usize = 4096;
+
 enum Pending {
     Ready(Node),
+    /// A subdirectory whose tree is queued; `handle` names it in the walker's queue.
+    Dir {
+        template: Node,
+        handle: usize,
+    },
     File {
         template: Node,
         path: PathBuf,
@@ -105,7 +115,13 @@ struct Walker<'a> {
     refs: HashSet<BlobId>,
     summary: BackupSummary,
     progress: &'a dyn Progress,
-    index: &'a crate::index::Index,
+    trees: crate::treecache::TreeLoader<'a>,
+    /// Directories listed but not yet turned into trees, oldest (deepest-first) at the front.
+    queue: std::collections::VecDeque<(usize, Vec<Pending>)>,
+    /// Finished directory trees not yet claimed by their parent.
+    done: std::collections::HashMap<usize, BlobId>,
+    next_handle: usize,
+    files_in_flight: usize,
 }
 
 /// Runs a backup and commits a snapshot.
@@ -201,8 +217,16 @@ pub fn backup(
             let rx = job_rx.clone();
             let saver = &saver;
             s.spawn(move || {
+                let mut buf = Vec::new();
                 for job in rx {
-                    let r = files::chunk_file(repo, saver, &job.path, progress);
+                    let r = files::chunk_file(
+                        repo,
+                        saver,
+                        &job.path,
+                        job.size_hint,
+                        &mut buf,
+                        progress,
+                    );
                     let _ = job.reply.send(r);
                 }
             });
@@ -218,7 +242,11 @@ pub fn backup(
             refs: HashSet::new(),
             summary: BackupSummary::default(),
             progress,
-            index: &index,
+            trees: crate::treecache::TreeLoader::new(repo, &index),
+            queue: Default::default(),
+            done: Default::default(),
+            next_handle: 0,
+            files_in_flight: 0,
         };
         let root = walker.walk_root(&sources, parent_root.as_ref());
         drop(walker.jobs);
@@ -302,7 +330,8 @@ impl Walker<'_> {
                 .collect();
             if comps.is_empty() {
                 // The source is `/` itself: its entries become the root.
-                return self.walk_dir(Path::new("/"), parent, None);
+                let handle = self.walk_dir(Path::new("/"), parent, None)?;
+                return self.resolve(handle);
             }
             let mut cur = &mut root;
             for (i, c) in comps.iter().enumerate() {
@@ -367,7 +396,7 @@ impl Walker<'_> {
 
     fn parent_subtree(&self, parent_node: Option<&Node>) -> Option<Tree> {
         match parent_node.map(|n| &n.kind) {
-            Some(NodeKind::Dir { subtree }) => self.repo.load_tree(self.index, subtree).ok(),
+            Some(NodeKind::Dir { subtree }) => self.trees.load(subtree).ok(),
             _ => None,
         }
     }
@@ -378,8 +407,8 @@ impl Walker<'_> {
         self.summary.errors.push(line);
     }
 
-    /// Lists a directory and builds its tree.
-    fn walk_dir(&mut self, path: &Path, parent: Option<&Tree>, dev: Option<u64>) -> Result<BlobId> {
+    /// Lists a directory, starts work on its entries and queues it; returns its queue handle.
+    fn walk_dir(&mut self, path: &Path, parent: Option<&Tree>, dev: Option<u64>) -> Result<usize> {
         let mut entries: Vec<(Vec<u8>, PathBuf)> = Vec::new();
         match std::fs::read_dir(path) {
             Ok(rd) => {
@@ -418,26 +447,65 @@ impl Walker<'_> {
         for (slot, name, child, md, parent_node) in dirs {
             let same_fs = !self.one_file_system || dev.is_none_or(|d| d == md.dev());
             let sub_parent = self.parent_subtree(parent_node.as_ref());
-            let subtree = if same_fs {
-                self.walk_dir(&child, sub_parent.as_ref(), dev.or(Some(md.dev())))?
-            } else {
-                self.save_tree(Vec::new())?
-            };
             self.summary.dirs += 1;
-            let node = node_from_metadata(
-                &name,
-                &md,
-                NodeKind::Dir { subtree },
-                read_xattrs(&child),
-                &self.owners,
-            );
-            pending[slot] = Some(Pending::Ready(node));
+            pending[slot] = Some(if same_fs {
+                let handle = self.walk_dir(&child, sub_parent.as_ref(), dev.or(Some(md.dev())))?;
+                let template = node_from_metadata(
+                    &name,
+                    &md,
+                    NodeKind::Dir { subtree: BlobId::default() },
+                    read_xattrs(&child),
+                    &self.owners,
+                );
+                Pending::Dir { template, handle }
+            } else {
+                let subtree = self.save_tree(Vec::new())?;
+                Pending::Ready(node_from_metadata(
+                    &name,
+                    &md,
+                    NodeKind::Dir { subtree },
+                    read_xattrs(&child),
+                    &self.owners,
+                ))
+            });
         }
+        let pending: Vec<Pending> = pending.into_iter().flatten().collect();
+        self.files_in_flight += pending.iter().filter(|p| matches!(p, Pending::File { .. })).count();
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        self.queue.push_back((handle, pending));
+        while self.files_in_flight > MAX_FILES_IN_FLIGHT {
+            self.finish_oldest()?;
+        }
+        Ok(handle)
+    }
+
+    /// Turns the oldest queued directory into a tree blob. Its subdirectories were queued before it, so
+    /// they are already finished.
+    fn finish_oldest(&mut self) -> Result<()> {
+        let Some((handle, pending)) = self.queue.pop_front() else {
+            return Err(EngineError::Damaged("directory queue is empty".into()));
+        };
         let mut nodes = Vec::with_capacity(pending.len());
-        for p in pending.into_iter().flatten() {
+        for p in pending {
+            if matches!(p, Pending::File { .. }) {
+                self.files_in_flight -= 1;
+            }
             nodes.extend(self.complete(p)?);
         }
-        self.save_tree(nodes)
+        let id = self.save_tree(nodes)?;
+        self.done.insert(handle, id);
+        Ok(())
+    }
+
+    /// Finishes queued directories up to `handle` and returns its tree.
+    fn resolve(&mut self, handle: usize) -> Result<BlobId> {
+        loop {
+            if let Some(id) = self.done.remove(&handle) {
+                return Ok(id);
+            }
+            self.finish_oldest()?;
+        }
     }
 
     /// Starts work on one non-directory entry (or a source directory).
@@ -452,15 +520,18 @@ impl Walker<'_> {
         let xattrs = read_xattrs(path);
         if ft.is_dir() {
             let sub_parent = self.parent_subtree(parent_node);
-            let subtree = self.walk_dir(path, sub_parent.as_ref(), Some(md.dev()))?;
+            let handle = self.walk_dir(path, sub_parent.as_ref(), Some(md.dev()))?;
             self.summary.dirs += 1;
-            return Ok(Some(Pending::Ready(node_from_metadata(
-                name,
-                &md,
-                NodeKind::Dir { subtree },
-                xattrs,
-                &self.owners,
-            ))));
+            return Ok(Some(Pending::Dir {
+                template: node_from_metadata(
+                    name,
+                    &md,
+                    NodeKind::Dir { subtree: BlobId::default() },
+                    xattrs,
+                    &self.owners,
+                ),
+                handle,
+            }));
         }
         if ft.is_file() {
             self.summary.total_bytes += md.len();
@@ -492,6 +563,7 @@ impl Walker<'_> {
             self.jobs
                 .send(FileJob {
                     path: path.to_path_buf(),
+                    size_hint: md.len(),
                     reply: tx,
                 })
                 .map_err(|_| EngineError::Damaged("file readers stopped".into()))?;
@@ -549,6 +621,11 @@ impl Walker<'_> {
     fn complete(&mut self, p: Pending) -> Result<Option<Node>> {
         match p {
             Pending::Ready(n) => Ok(Some(n)),
+            Pending::Dir { mut template, handle } => {
+                let id = self.resolve(handle)?;
+                template.kind = NodeKind::Dir { subtree: id };
+                Ok(Some(template))
+            }
             Pending::File {
                 mut template,
                 path,
