@@ -5,12 +5,12 @@
 //!
 //! | step | what | writes |
 //! |---|---|---|
-//! | 1. sweep | every GC record whose listed sessions are all gone (an unsealed record left by a crashed prune is sealed first with the sessions running now) | see [`sweep`] |
+//! | 1. sweep | every GC record whose listed sessions are all gone (an unsealed record left by a crashed prune is sealed first with the sessions running now) | see the `sweep` module |
 //! | 2. plan | referenced blobs = union of all snapshots' `refs`; packs with none → condemn; packs whose unused bytes exceed `max_unused_fraction` → repack; unindexed packs no record names → condemn, or adopt if they hold a referenced blob found nowhere else | nothing |
 //! | 3. repack | copy the live blobs' stored bytes (ciphertext, no decryption; key IDs kept) into new packs, then one index file for them | new packs, one index file |
 //! | 4. mark | GC record with the condemned and repacked packs (unsealed), list the locks, rewrite the record sealed with every other lock's name | `gc/<random>` twice |
 //! | 5. index | one index file with every pack read in step 2 minus the condemned ones, plus adopted and new packs, superseding every index file read in step 2 and step 3's file; then delete those | one index file, removals |
-//! | 6. sweep now | if no other session was listed, the new record is swept in the same run | see [`sweep`] |
+//! | 6. sweep now | if no other session was listed, the new record is swept in the same run | see the `sweep` module |
 //!
 //! Backups take their shared lock before they read `gc/` and the index, and never deduplicate against
 //! condemned packs; a backup that is not listed in a record therefore saw it. A listed backup may have
