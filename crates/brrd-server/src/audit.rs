@@ -12,7 +12,7 @@ use aws_lc_rs::signature::{self, KeyPair};
 use brr_api::audit::{AuditEntry, AuditPage, AuditQuery, VerifyReport};
 use sha2::{Digest, Sha256};
 
-use crate::db::Db;
+use crate::db::{Db, Engine};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 
@@ -141,13 +141,13 @@ impl AuditLog {
     pub async fn append(&self, at: i64, ev: AuditEvent) -> Result<i64> {
         let _guard = self.lock.lock().await;
         let mut last_err = None;
-        for _ in 0..8 {
+        for attempt in 0..20u64 {
             match self.try_append(at, &ev).await {
                 Ok(seq) => return Ok(seq),
                 Err(Error::Database(e)) => {
-                    // Another node (or a concurrent SQLite writer) won the race: retry on the new head.
+                    // Another node won the race for this sequence number: retry on the new head.
                     last_err = Some(e);
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(2 + attempt * 5)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -157,8 +157,45 @@ impl AuditLog {
             .unwrap_or_else(|| Error::internal("audit append")))
     }
 
+    /// One attempt in one transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock before reading
+    /// the head, so concurrent writers wait (busy timeout) instead of failing on a stale snapshot.
+    /// PostgreSQL: a concurrent append of the same sequence number fails on the primary key and is
+    /// retried by [`AuditLog::append`].
     async fn try_append(&self, at: i64, ev: &AuditEvent) -> Result<i64> {
-        let mut tx = self.db.pool.begin().await?;
+        match self.db.engine {
+            Engine::Postgres => {
+                let mut tx = self.db.pool.begin().await?;
+                let seq = self.append_in(&mut tx, at, ev).await?;
+                tx.commit().await?;
+                Ok(seq)
+            }
+            Engine::Sqlite => {
+                let mut conn = self.db.pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                match self.append_in(&mut conn, at, ev).await {
+                    Ok(seq) => {
+                        sqlx::query("COMMIT").execute(&mut *conn).await?;
+                        Ok(seq)
+                    }
+                    Err(e) => {
+                        if let Err(rb) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                            // Never hand a connection with an open transaction back to the pool.
+                            conn.detach();
+                            tracing::error!(error = %rb, "audit rollback failed");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn append_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        at: i64,
+        ev: &AuditEvent,
+    ) -> Result<i64> {
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -206,7 +243,6 @@ impl AuditLog {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         tracing::info!(target: "audit", seq = e.seq, action = %e.action, actor = %e.actor, outcome = %e.outcome, "audit");
         Ok(e.seq)
     }

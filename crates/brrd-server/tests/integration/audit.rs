@@ -134,3 +134,55 @@ async fn deleted_and_reordered_entries_are_detected() {
         }
     }
 }
+
+/// Two appenders over one database (as two brrd nodes would be) keep a single valid chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_keep_one_chain() {
+    use std::sync::Arc;
+
+    use brrd_server::audit::{AuditEvent, AuditLog};
+    use brrd_server::clock::OsRandom;
+    use brrd_server::db::Db;
+    use brrd_server::keys::Keys;
+
+    for backend in backends() {
+        let t = start_server(&backend, |c| c.audit_checkpoint_every = 7).await;
+        let keys = Arc::new(Keys::load_or_create(&t._data.path().join("keys"), &OsRandom).unwrap());
+        let second_node = Arc::new(AuditLog::new(
+            Db::connect(&t.database_url).await.unwrap(),
+            keys,
+            7,
+        ));
+        let svc = t.running.service.clone();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (svc, other) = (svc.clone(), second_node.clone());
+            tasks.push(tokio::spawn(async move {
+                for j in 0..10 {
+                    let ev = AuditEvent {
+                        actor: format!("system:{i}"),
+                        company_id: None,
+                        source: "test".into(),
+                        action: "test.concurrent".into(),
+                        target: format!("{i}/{j}"),
+                        outcome: "success".into(),
+                        details: String::new(),
+                    };
+                    let log = if i % 2 == 0 {
+                        &svc.audit
+                    } else {
+                        other.as_ref()
+                    };
+                    log.append(svc.clock.now_ms(), ev).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let r = svc.audit.verify().await.unwrap();
+        assert!(r.ok, "{backend:?}: {r:?}");
+        assert!(r.entries >= 80 && r.checkpoints >= 11, "{r:?}");
+        t.running.shutdown().await;
+    }
+}
