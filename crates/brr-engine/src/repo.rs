@@ -364,10 +364,7 @@ impl Repository {
                 .ok_or_else(|| EngineError::SnapshotNotFound { query: q.into() });
         }
         if !q.bytes().all(|b| b.is_ascii_hexdigit()) || q.len() > 64 {
-            return Err(EngineError::invalid(
-                "snapshot",
-                format!("{q:?} is neither `latest` nor a hexadecimal snapshot ID"),
-            ));
+            return Err(EngineError::BadSnapshotId { query: q.into() });
         }
         let lower = q.to_ascii_lowercase();
         let matches: Vec<String> = self
