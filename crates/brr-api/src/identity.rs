@@ -326,3 +326,13 @@ pub struct Me {
     /// The caller's company.
     pub company_id: Option<String>,
 }
+
+/// `GET /me/export`: the personal data held about the caller (GDPR access request).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalDataExport {
+    /// The account.
+    pub user: User,
+    /// Audit entries the caller is the actor of.
+    pub audit: Vec<crate::audit::AuditEntry>,
+}

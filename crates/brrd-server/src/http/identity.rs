@@ -9,7 +9,7 @@ use axum::routing::{delete, get, patch, post, put};
 use brr_api::auth::{Accepted, ChangePasswordRequest, TotpCode, TotpEnrollment};
 use brr_api::identity::{
     ApiKey, Company, CreateApiKey, CreateCompany, CreateInvitation, CreatedApiKey, DirectoryEntry,
-    Invitation, Me, Role, UpdateCompany, UpdateUser, User,
+    Invitation, Me, PersonalDataExport, Role, UpdateCompany, UpdateUser, User,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -46,6 +46,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             Users,
             put(change_password),
         ),
+        Endpoint::new(Method::GET, "/api/v1/me/export", Users, get(export_me)),
         Endpoint::new(Method::POST, "/api/v1/me/totp", Users, post(totp_enroll)),
         Endpoint::new(
             Method::POST,
@@ -177,6 +178,16 @@ pub async fn change_password(
     Ok(Json(Accepted {
         message: "password changed".into(),
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/export", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = PersonalDataExport), (status = 401, body = brr_api::ErrorBody)))]
+/// Export the caller's personal data (account and own audit entries).
+pub async fn export_me(
+    State(st): State<AppState>,
+    ctx: Ctx,
+) -> ApiResult<Json<PersonalDataExport>> {
+    Ok(Json(st.svc.export_me(&ctx).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "identity", security(("bearer" = [])),

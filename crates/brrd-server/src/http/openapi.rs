@@ -39,7 +39,7 @@ impl Modify for BearerAuth {
     paths(
         auth::login, auth::refresh, auth::logout, auth::logout_all, auth::register, auth::register_verify,
         auth::password_reset, auth::password_reset_confirm, auth::setup, auth::sites,
-        identity::me, identity::change_password, identity::totp_enroll, identity::totp_confirm, identity::totp_disable, identity::list_companies, identity::create_company,
+        identity::me, identity::export_me, identity::change_password, identity::totp_enroll, identity::totp_confirm, identity::totp_disable, identity::list_companies, identity::create_company,
         identity::get_company, identity::update_company, identity::list_users, identity::update_user,
         identity::delete_user, identity::list_invitations, identity::create_invitation,
         identity::revoke_invitation, identity::list_api_keys, identity::create_api_key,

@@ -1,6 +1,7 @@
 //! The caller's own account and company administrators' management of their users.
 
-use brr_api::identity::{Me, UpdateUser, User, UserStatus};
+use brr_api::audit::AuditQuery;
+use brr_api::identity::{Me, PersonalDataExport, UpdateUser, User, UserStatus};
 
 use super::access::{Need, company_scope};
 use super::{Ctx, Principal, Service, USER_COLUMNS, UserRow};
@@ -24,6 +25,42 @@ impl Service {
                 company_id: Some(company_id.clone()),
             }),
         }
+    }
+
+    /// The caller's personal data: the account and every audit entry the caller acted in.
+    pub async fn export_me(&self, ctx: &Ctx) -> Result<PersonalDataExport> {
+        let Principal::User { id, company_id, .. } = ctx.principal()? else {
+            return Err(Error::Forbidden);
+        };
+        let user = self
+            .user_by_id(id)
+            .await?
+            .ok_or(Error::Unauthenticated)?
+            .to_api()?;
+        let mut q = AuditQuery {
+            actor: Some(format!("user:{id}")),
+            limit: Some(500),
+            ..AuditQuery::default()
+        };
+        let mut audit = Vec::new();
+        loop {
+            let page = self.audit.query(&q, None).await?;
+            audit.extend(page.entries);
+            match page.next_after {
+                Some(n) => q.after = Some(n),
+                None => break,
+            }
+        }
+        self.record(
+            ctx,
+            company_id.as_deref(),
+            "user.export",
+            &format!("user:{id}"),
+            "success",
+            "",
+        )
+        .await?;
+        Ok(PersonalDataExport { user, audit })
     }
 
     /// Users of a company (company admin of it, provider admin).

@@ -31,6 +31,7 @@ fn probes() -> HashMap<(&'static str, &'static str), Option<Value>> {
         (("GET", "/api/v1/openapi.json"), None),
         (("GET", "/api/v1/me"), None),
         (("PUT", "/api/v1/me/password"), Some(pw)),
+        (("GET", "/api/v1/me/export"), None),
         (("POST", "/api/v1/me/totp"), None),
         (
             ("POST", "/api/v1/me/totp/confirm"),

@@ -126,6 +126,23 @@ async fn signup_pin_login_refresh_logout() {
         let (s, _) = t.get("/api/v1/me", &second).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
 
+        // Personal data export: the account and the caller's own audit entries, no secrets.
+        let tok = t.login(email).await;
+        let (s, export) = t.get("/api/v1/me/export", &tok).await;
+        assert_eq!(s, StatusCode::OK, "{export}");
+        assert_eq!(export["user"]["email"], email);
+        let actions: Vec<_> = export["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"auth.login") && actions.contains(&"auth.logout"),
+            "{actions:?}"
+        );
+        assert!(!export.to_string().contains(PASSWORD) && !export.to_string().contains("argon2"));
+
         // Access tokens expire by the server's clock.
         let tok = t.login(email).await;
         t.clock.advance_secs(601);
