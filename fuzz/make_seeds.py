@@ -8,6 +8,8 @@ seeds, the `zstd` command (skipped if missing).
 """
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -178,6 +180,16 @@ put("config", "default", json.dumps({"body": {
     "version": 1, "id": "00112233445566778899aabbccddeeff", "created": "2026-11-23T10:00:00Z",
     "chunker": {"min_size": 524288, "avg_size": 1048576, "max_size": 8388608, "normalization": 1},
     "pack_size": 33554432, "compression": "zstd:3"}, "mac": "00" * 32}, indent=2))
+# A config MACed with the fuzz targets' fixed key (mac_key = 32 × 0x44), computed from the spec:
+# HMAC-SHA-256(mac_key, u64 LE(len(context)) ‖ context ‖ compact body JSON).
+body = {"version": 1, "id": "00112233445566778899aabbccddeeff", "created": "2026-11-23T10:00:00.5+01:00",
+        "chunker": {"min_size": 524288, "avg_size": 1048576, "max_size": 8388608, "normalization": 1},
+        "pack_size": 33554432, "compression": "zstd:3"}
+canonical = dict(body, created="2026-11-23T10:00:00.500+01:00")  # chrono writes 3, 6 or 9 digits
+ctx = b"brr config mac v1"
+mac = hmac.new(bytes([0x44] * 32), u64(len(ctx)) + ctx + json.dumps(canonical, separators=(",", ":")).encode(),
+               hashlib.sha256).hexdigest()
+put("config", "fixed-key-mac", json.dumps({"body": body, "mac": mac}, indent=2))
 put("config", "small-chunks", json.dumps({"body": {
     "version": 1, "id": "ff" * 16, "created": "2026-11-23T10:00:00.123456789-05:30",
     "chunker": {"min_size": 64, "avg_size": 256, "max_size": 1024, "normalization": 3},

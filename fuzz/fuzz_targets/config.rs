@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         c
     );
     let key = fixed_key();
-    let _ = c.verify(&key);
+    show("RepoConfig::verify", &c.verify(&key).map(|()| "MAC verified"));
     if c.body.chunker.validate().is_ok() {
         let chunker = Chunker::new(key.chunker_key(), c.body.chunker).expect("valid params build");
         let sample = [0x5au8; 1000];
