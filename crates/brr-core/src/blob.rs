@@ -156,21 +156,18 @@ impl BlobSealer {
         let start = out.len();
         self.scratch.clear();
         let mut compressed = false;
-        if let Some(c) = self.compressor.as_mut() {
-            if plaintext.len() >= 64 {
-                // Worth keeping only if it saves at least 1/32: give zstd no more room than that, so a frame
-                // that would not pay fails fast and the content is stored as is.
-                let limit = plaintext.len() - plaintext.len() / 32;
-                self.scratch.reserve(limit + 1);
-                self.scratch.push(FLAG_ZSTD);
-                let mut cursor = std::io::Cursor::new(&mut self.scratch);
-                cursor.set_position(1);
-                let capped = &mut cursor;
-                compressed = match c.compress_to_buffer(plaintext, capped) {
-                    Ok(n) => n < limit,
-                    Err(_) => false,
-                };
-            }
+        if let Some(c) = self.compressor.as_mut().filter(|_| plaintext.len() >= 64) {
+            // Worth keeping only if it saves at least 1/32: give zstd no more room than that, so a frame
+            // that would not pay fails fast and the content is stored as is.
+            let limit = plaintext.len() - plaintext.len() / 32;
+            self.scratch.reserve(limit + 1);
+            self.scratch.push(FLAG_ZSTD);
+            let mut cursor = std::io::Cursor::new(&mut self.scratch);
+            cursor.set_position(1);
+            compressed = match c.compress_to_buffer(plaintext, &mut cursor) {
+                Ok(n) => n < limit,
+                Err(_) => false,
+            };
         }
         if compressed {
             key.seal_into(out, &aad(blob_type, id), &self.scratch)?;

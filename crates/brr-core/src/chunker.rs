@@ -50,8 +50,8 @@ impl ChunkerParams {
             && self.min_size <= self.avg_size
             && self.avg_size <= self.max_size
             && self.avg_size.is_power_of_two()
-            && self.min_size % 2 == 0
-            && self.max_size % 2 == 0
+            && self.min_size.is_multiple_of(2)
+            && self.max_size.is_multiple_of(2)
             && self.normalization <= 3;
         if ok {
             Ok(())
@@ -188,12 +188,16 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_params_rejected() {
         ChunkerParams::default().validate().unwrap();
-        let mut p = ChunkerParams::default();
-        p.avg_size = 1000;
-        assert!(p.validate().is_err());
-        p = ChunkerParams::default();
-        p.min_size = p.max_size * 2;
-        assert!(p.validate().is_err());
+        let odd_average = ChunkerParams {
+            avg_size: 1000,
+            ..Default::default()
+        };
+        assert!(odd_average.validate().is_err());
+        let min_above_max = ChunkerParams {
+            min_size: 16 << 20,
+            ..Default::default()
+        };
+        assert!(min_above_max.validate().is_err());
     }
 
     #[test]

@@ -10,11 +10,18 @@ use crate::repo::Repository;
 
 /// Splits a snapshot path like `/home/me/docs` into components.
 pub fn split_path(path: &str) -> Vec<&str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 /// Finds the node at `path` below `root`; `Ok(None)` for the root itself.
-pub fn find_node(repo: &Repository, index: &Index, root: &BlobId, path: &str) -> Result<Option<Node>> {
+pub fn find_node(
+    repo: &Repository,
+    index: &Index,
+    root: &BlobId,
+    path: &str,
+) -> Result<Option<Node>> {
     let comps = split_path(path);
     let mut tree = repo.load_tree(index, root)?;
     let mut found = None;
@@ -24,11 +31,19 @@ pub fn find_node(repo: &Repository, index: &Index, root: &BlobId, path: &str) ->
             .iter()
             .find(|n| n.name == c.as_bytes())
             .cloned()
-            .ok_or_else(|| EngineError::PathNotFound { path: path.to_string(), snapshot: String::new() })?;
+            .ok_or_else(|| EngineError::PathNotFound {
+                path: path.to_string(),
+                snapshot: String::new(),
+            })?;
         if i + 1 < comps.len() {
             match &node.kind {
                 NodeKind::Dir { subtree } => tree = repo.load_tree(index, subtree)?,
-                _ => return Err(EngineError::PathNotFound { path: path.to_string(), snapshot: String::new() }),
+                _ => {
+                    return Err(EngineError::PathNotFound {
+                        path: path.to_string(),
+                        snapshot: String::new(),
+                    });
+                }
             }
         }
         found = Some(node);
@@ -64,7 +79,13 @@ pub fn walk(
     walk_tree(repo, index, &tree_id, &prefix, f)
 }
 
-fn walk_tree(repo: &Repository, index: &Index, id: &BlobId, prefix: &str, f: &mut dyn FnMut(&str, &Node) -> Result<()>) -> Result<()> {
+fn walk_tree(
+    repo: &Repository,
+    index: &Index,
+    id: &BlobId,
+    prefix: &str,
+    f: &mut dyn FnMut(&str, &Node) -> Result<()>,
+) -> Result<()> {
     let tree = repo.load_tree(index, id)?;
     for node in &tree.nodes {
         let path = format!("{prefix}/{}", node.display_name());
@@ -135,7 +156,14 @@ fn subtree(n: &Node) -> Option<&BlobId> {
     }
 }
 
-fn diff_trees(repo: &Repository, index: &Index, a: Option<&BlobId>, b: Option<&BlobId>, prefix: &str, out: &mut Vec<DiffEntry>) -> Result<()> {
+fn diff_trees(
+    repo: &Repository,
+    index: &Index,
+    a: Option<&BlobId>,
+    b: Option<&BlobId>,
+    prefix: &str,
+    out: &mut Vec<DiffEntry>,
+) -> Result<()> {
     if a.is_some() && a == b {
         return Ok(());
     }
@@ -151,7 +179,10 @@ fn diff_trees(repo: &Repository, index: &Index, a: Option<&BlobId>, b: Option<&B
             std::cmp::Ordering::Less => {
                 let n = &ta.nodes[i];
                 let path = format!("{prefix}/{}", n.display_name());
-                out.push(DiffEntry { path: path.clone(), change: Change::Removed });
+                out.push(DiffEntry {
+                    path: path.clone(),
+                    change: Change::Removed,
+                });
                 if let Some(s) = subtree(n) {
                     diff_trees(repo, index, Some(s), None, &path, out)?;
                 }
@@ -160,7 +191,10 @@ fn diff_trees(repo: &Repository, index: &Index, a: Option<&BlobId>, b: Option<&B
             std::cmp::Ordering::Greater => {
                 let n = &tb.nodes[j];
                 let path = format!("{prefix}/{}", n.display_name());
-                out.push(DiffEntry { path: path.clone(), change: Change::Added });
+                out.push(DiffEntry {
+                    path: path.clone(),
+                    change: Change::Added,
+                });
                 if let Some(s) = subtree(n) {
                     diff_trees(repo, index, None, Some(s), &path, out)?;
                 }
@@ -170,17 +204,29 @@ fn diff_trees(repo: &Repository, index: &Index, a: Option<&BlobId>, b: Option<&B
                 let (x, y) = (&ta.nodes[i], &tb.nodes[j]);
                 let path = format!("{prefix}/{}", x.display_name());
                 if x.type_char() != y.type_char() {
-                    out.push(DiffEntry { path: path.clone(), change: Change::TypeChanged });
+                    out.push(DiffEntry {
+                        path: path.clone(),
+                        change: Change::TypeChanged,
+                    });
                     diff_trees(repo, index, subtree(x), subtree(y), &path, out)?;
                 } else if let (Some(sa), Some(sb)) = (subtree(x), subtree(y)) {
                     if metadata_differs(x, y) {
-                        out.push(DiffEntry { path: path.clone(), change: Change::Metadata });
+                        out.push(DiffEntry {
+                            path: path.clone(),
+                            change: Change::Metadata,
+                        });
                     }
                     diff_trees(repo, index, Some(sa), Some(sb), &path, out)?;
                 } else if content_differs(x, y) {
-                    out.push(DiffEntry { path, change: Change::Modified });
+                    out.push(DiffEntry {
+                        path,
+                        change: Change::Modified,
+                    });
                 } else if metadata_differs(x, y) {
-                    out.push(DiffEntry { path, change: Change::Metadata });
+                    out.push(DiffEntry {
+                        path,
+                        change: Change::Metadata,
+                    });
                 }
                 i += 1;
                 j += 1;
@@ -198,5 +244,9 @@ fn content_differs(x: &Node, y: &Node) -> bool {
 }
 
 fn metadata_differs(x: &Node, y: &Node) -> bool {
-    x.mode != y.mode || x.uid != y.uid || x.gid != y.gid || x.mtime != y.mtime || x.xattrs != y.xattrs
+    x.mode != y.mode
+        || x.uid != y.uid
+        || x.gid != y.gid
+        || x.mtime != y.mtime
+        || x.xattrs != y.xattrs
 }

@@ -42,7 +42,9 @@ pub enum EngineError {
         query: String,
     },
     /// A snapshot reference that is neither `latest` nor hexadecimal.
-    #[error("{query:?} is not a snapshot ID: use `latest`, a full ID or a unique prefix of one (see `brr snapshots`)")]
+    #[error(
+        "{query:?} is not a snapshot ID: use `latest`, a full ID or a unique prefix of one (see `brr snapshots`)"
+    )]
     BadSnapshotId {
         /// What was asked for.
         query: String,

@@ -410,7 +410,7 @@ impl Repository {
                 current: id == self.opened_with,
             });
         }
-        out.sort_by(|a, b| a.slot.created.cmp(&b.slot.created));
+        out.sort_by_key(|k| k.slot.created);
         Ok(out)
     }
 

@@ -105,9 +105,14 @@ impl Secret {
 
 fn read_secret_file(path: &Path, first_line: bool) -> Result<Zeroizing<String>, CliError> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?,
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?,
     );
-    let value = if first_line { text.lines().next().unwrap_or("").to_string() } else { text.to_string() };
+    let value = if first_line {
+        text.lines().next().unwrap_or("").to_string()
+    } else {
+        text.to_string()
+    };
     if value.is_empty() {
         return Err(CliError::usage(format!("{} is empty", path.display())));
     }
@@ -148,7 +153,12 @@ impl Context {
 
     /// The password: --password-file / BRR_PASSWORD_FILE, config password_file, BRR_PASSWORD, or a prompt.
     pub fn password(&self, prompt: &str) -> Result<Zeroizing<String>, CliError> {
-        if let Some(p) = self.global.password_file.as_ref().or(self.file.password_file.as_ref()) {
+        if let Some(p) = self
+            .global
+            .password_file
+            .as_ref()
+            .or(self.file.password_file.as_ref())
+        {
             return read_secret_file(p, true);
         }
         if let Ok(pw) = std::env::var("BRR_PASSWORD") {
@@ -162,16 +172,24 @@ impl Context {
 
     /// A new password (init, key add, key passwd): from `file`, BRR_NEW_PASSWORD, or prompted twice.
     /// For `init`, the usual password sources are used when no new-password source is given.
-    pub fn new_password(&self, file: Option<&Path>, for_init: bool) -> Result<Zeroizing<String>, CliError> {
+    pub fn new_password(
+        &self,
+        file: Option<&Path>,
+        for_init: bool,
+    ) -> Result<Zeroizing<String>, CliError> {
         if let Some(p) = file {
             return read_secret_file(p, true);
         }
-        if let Ok(pw) = std::env::var("BRR_NEW_PASSWORD") {
-            if !pw.is_empty() {
-                return Ok(Zeroizing::new(pw));
-            }
+        if let Ok(pw) = std::env::var("BRR_NEW_PASSWORD")
+            && !pw.is_empty()
+        {
+            return Ok(Zeroizing::new(pw));
         }
-        if for_init && (self.global.password_file.is_some() || self.file.password_file.is_some() || std::env::var("BRR_PASSWORD").is_ok()) {
+        if for_init
+            && (self.global.password_file.is_some()
+                || self.file.password_file.is_some()
+                || std::env::var("BRR_PASSWORD").is_ok())
+        {
             return self.password("");
         }
         let first = prompt_password("new password: ")?;
@@ -196,7 +214,10 @@ fn prompt_password(prompt: &str) -> Result<Zeroizing<String>, CliError> {
             "no password given: set BRR_PASSWORD or BRR_PASSWORD_FILE, or use --password-file (no terminal to prompt on)",
         ));
     }
-    let pw = Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| CliError::Other(format!("reading password: {e}")))?);
+    let pw = Zeroizing::new(
+        rpassword::prompt_password(prompt)
+            .map_err(|e| CliError::Other(format!("reading password: {e}")))?,
+    );
     if pw.is_empty() {
         return Err(CliError::usage("empty password"));
     }

@@ -29,12 +29,28 @@ fn main() {
 /// Bad flags or arguments: one line, exit 2 (help and version are printed by clap as usual).
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         e.exit()
     }
     let text = e.to_string();
-    let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
     let msg = first.join(" ");
-    eprintln!("brr: {} (see `brr --help`) [BRR-U001]", if msg.is_empty() { "error: invalid arguments" } else { &msg });
+    eprintln!(
+        "brr: {} (see `brr --help`) [BRR-U001]",
+        if msg.is_empty() {
+            "error: invalid arguments"
+        } else {
+            &msg
+        }
+    );
     std::process::exit(2)
 }

@@ -44,13 +44,23 @@ impl Bar {
     /// A bar that draws only when standard error is a terminal and output is not quiet or JSON.
     pub fn new(quiet: bool, json: bool) -> Self {
         let enabled = !quiet && !json && std::io::stderr().is_terminal();
-        Bar { bar: Slot::new(), items: AtomicU64::new(0), items_total: AtomicU64::new(0), enabled, quiet }
+        Bar {
+            bar: Slot::new(),
+            items: AtomicU64::new(0),
+            items_total: AtomicU64::new(0),
+            enabled,
+            quiet,
+        }
     }
 
     fn message(&self) -> String {
         let done = self.items.load(Ordering::Relaxed);
         let total = self.items_total.load(Ordering::Relaxed);
-        if total > 0 { format!("{done}/{total} files") } else { format!("{done} files") }
+        if total > 0 {
+            format!("{done}/{total} files")
+        } else {
+            format!("{done} files")
+        }
     }
 }
 
@@ -60,7 +70,8 @@ impl Progress for Bar {
             return;
         }
         self.items.store(0, Ordering::Relaxed);
-        self.items_total.store(total_items.unwrap_or(0), Ordering::Relaxed);
+        self.items_total
+            .store(total_items.unwrap_or(0), Ordering::Relaxed);
         let bar = ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr_with_hz(8));
         let style = ProgressStyle::with_template(
             "{prefix:>9.bold} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",

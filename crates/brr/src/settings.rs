@@ -50,6 +50,8 @@ pub fn load(explicit: Option<&Path>) -> Result<FileSettings, CliError> {
             None => return Ok(FileSettings::default()),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| CliError::usage(format!("config file {}: {}", path.display(), e.message())))
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::usage(format!("config file {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|e| CliError::usage(format!("config file {}: {}", path.display(), e.message())))
 }

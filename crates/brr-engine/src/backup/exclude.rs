@@ -53,10 +53,10 @@ impl Excludes {
 
     /// Whether `path` (with last component `name`) is excluded.
     pub fn is_excluded(&self, path: &Path, name: &[u8]) -> bool {
-        if let Some(set) = &self.by_name {
-            if set.is_match(Path::new(std::ffi::OsStr::from_bytes(name))) {
-                return true;
-            }
+        if let Some(set) = &self.by_name
+            && set.is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+        {
+            return true;
         }
         self.by_path.as_ref().is_some_and(|set| set.is_match(path))
     }

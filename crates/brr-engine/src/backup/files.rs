@@ -62,10 +62,20 @@ pub fn chunk_file(
                 chunks.push(save_chunk(repo, saver, &small)?);
             }
             progress.bytes(small.len() as u64);
-            return Ok(FileChunks { chunks, size: small.len() as u64 });
+            return Ok(FileChunks {
+                chunks,
+                size: small.len() as u64,
+            });
         }
         // It grew past the small-file limit since lstat: chunk it as a large file.
-        return chunk_stream(repo, saver, path, std::io::Cursor::new(small).chain(file), buf, progress);
+        return chunk_stream(
+            repo,
+            saver,
+            path,
+            std::io::Cursor::new(small).chain(file),
+            buf,
+            progress,
+        );
     }
     chunk_stream(repo, saver, path, file, buf, progress)
 }

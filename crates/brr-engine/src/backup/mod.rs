@@ -453,7 +453,9 @@ impl Walker<'_> {
                 let template = node_from_metadata(
                     &name,
                     &md,
-                    NodeKind::Dir { subtree: BlobId::default() },
+                    NodeKind::Dir {
+                        subtree: BlobId::default(),
+                    },
                     read_xattrs(&child),
                     &self.owners,
                 );
@@ -470,7 +472,10 @@ impl Walker<'_> {
             });
         }
         let pending: Vec<Pending> = pending.into_iter().flatten().collect();
-        self.files_in_flight += pending.iter().filter(|p| matches!(p, Pending::File { .. })).count();
+        self.files_in_flight += pending
+            .iter()
+            .filter(|p| matches!(p, Pending::File { .. }))
+            .count();
         let handle = self.next_handle;
         self.next_handle += 1;
         self.queue.push_back((handle, pending));
@@ -526,7 +531,9 @@ impl Walker<'_> {
                 template: node_from_metadata(
                     name,
                     &md,
-                    NodeKind::Dir { subtree: BlobId::default() },
+                    NodeKind::Dir {
+                        subtree: BlobId::default(),
+                    },
                     xattrs,
                     &self.owners,
                 ),
@@ -535,29 +542,27 @@ impl Walker<'_> {
         }
         if ft.is_file() {
             self.summary.total_bytes += md.len();
-            if let Some(old) = parent_node {
-                if unchanged(old, &md) {
-                    if let NodeKind::File { chunks, .. } = &old.kind {
-                        if chunks.iter().all(|c| self.saver.is_known(&c.id)) {
-                            self.refs.extend(chunks.iter().map(|c| c.id));
-                            self.summary.files_unmodified += 1;
-                            self.progress.items(1);
-                            self.progress.bytes(md.len());
-                            let kind = NodeKind::File {
-                                size: md.len(),
-                                chunks: chunks.clone(),
-                                sparse: is_sparse(&md),
-                            };
-                            return Ok(Some(Pending::Ready(node_from_metadata(
-                                name,
-                                &md,
-                                kind,
-                                xattrs,
-                                &self.owners,
-                            ))));
-                        }
-                    }
-                }
+            if let Some(old) = parent_node
+                && unchanged(old, &md)
+                && let NodeKind::File { chunks, .. } = &old.kind
+                && chunks.iter().all(|c| self.saver.is_known(&c.id))
+            {
+                self.refs.extend(chunks.iter().map(|c| c.id));
+                self.summary.files_unmodified += 1;
+                self.progress.items(1);
+                self.progress.bytes(md.len());
+                let kind = NodeKind::File {
+                    size: md.len(),
+                    chunks: chunks.clone(),
+                    sparse: is_sparse(&md),
+                };
+                return Ok(Some(Pending::Ready(node_from_metadata(
+                    name,
+                    &md,
+                    kind,
+                    xattrs,
+                    &self.owners,
+                ))));
             }
             let (tx, rx) = bounded(1);
             self.jobs
@@ -621,7 +626,10 @@ impl Walker<'_> {
     fn complete(&mut self, p: Pending) -> Result<Option<Node>> {
         match p {
             Pending::Ready(n) => Ok(Some(n)),
-            Pending::Dir { mut template, handle } => {
+            Pending::Dir {
+                mut template,
+                handle,
+            } => {
                 let id = self.resolve(handle)?;
                 template.kind = NodeKind::Dir { subtree: id };
                 Ok(Some(template))

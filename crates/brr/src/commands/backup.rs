@@ -16,8 +16,14 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
     let mut excludes = ctx.file.exclude.clone();
     excludes.extend(a.excludes.iter().cloned());
     for f in &a.exclude_file {
-        let text = std::fs::read_to_string(f).map_err(|e| CliError::usage(format!("exclude file {}: {e}", f.display())))?;
-        excludes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| CliError::usage(format!("exclude file {}: {e}", f.display())))?;
+        excludes.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
     }
     let parent = if a.force {
         ParentChoice::None
@@ -26,7 +32,8 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
     } else {
         ParentChoice::Auto
     };
-    let compression = super::compression(a.compression.as_deref().or(ctx.file.compression.as_deref()))?;
+    let compression =
+        super::compression(a.compression.as_deref().or(ctx.file.compression.as_deref()))?;
     let opts = BackupOptions {
         paths: a.sources.clone(),
         tags: a.tags.clone(),
@@ -53,7 +60,11 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
     } else if !ctx.global.quiet {
         outln!(
             "files: {} new, {} changed, {} unmodified; {} dirs, {} other",
-            sum.files_new, sum.files_changed, sum.files_unmodified, sum.dirs, sum.others
+            sum.files_new,
+            sum.files_changed,
+            sum.files_unmodified,
+            sum.dirs,
+            sum.others
         );
         outln!(
             "data: {} read of {} total; {} added ({} stored) in {} new blobs",
@@ -63,14 +74,30 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
             human_bytes(sum.bytes_stored),
             sum.data_blobs_added + sum.tree_blobs_added
         );
-        let rate = if sum.duration_secs > 0.0 { sum.bytes_read as f64 / sum.duration_secs } else { 0.0 };
-        outln!("snapshot {} saved in {:.2}s ({}/s read)", s.id.short(), sum.duration_secs, human_bytes(rate as u64));
+        let rate = if sum.duration_secs > 0.0 {
+            sum.bytes_read as f64 / sum.duration_secs
+        } else {
+            0.0
+        };
+        outln!(
+            "snapshot {} saved in {:.2}s ({}/s read)",
+            s.id.short(),
+            sum.duration_secs,
+            human_bytes(rate as u64)
+        );
         if !sum.errors.is_empty() {
-            outln!("{} entries could not be read and were skipped:", sum.errors.len());
+            outln!(
+                "{} entries could not be read and were skipped:",
+                sum.errors.len()
+            );
             for e in &sum.errors {
                 outln!("  {e}");
             }
         }
     }
-    Ok(if sum.errors.is_empty() { 0 } else { EXIT_PARTIAL })
+    Ok(if sum.errors.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
 }

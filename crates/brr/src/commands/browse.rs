@@ -29,7 +29,14 @@ pub fn snapshots(ctx: &Context, a: &SnapshotsArgs) -> Result<i32, CliError> {
         print_json(&v);
         return Ok(0);
     }
-    outln!("{:<8}  {:<25}  {:<16}  {:<12}  {:>10}  paths", "ID", "time", "host", "tags", "size");
+    outln!(
+        "{:<8}  {:<25}  {:<16}  {:<12}  {:>10}  paths",
+        "ID",
+        "time",
+        "host",
+        "tags",
+        "size"
+    );
     for s in &list {
         outln!(
             "{:<8}  {:<25}  {:<16}  {:<12}  {:>10}  {}",
@@ -48,8 +55,15 @@ pub fn snapshots(ctx: &Context, a: &SnapshotsArgs) -> Result<i32, CliError> {
 fn mode_string(n: &Node) -> String {
     let mut s = String::with_capacity(10);
     s.push(n.type_char());
-    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'].iter().enumerate() {
-        s.push(if n.mode & (1 << (8 - i)) != 0 { *c } else { '-' });
+    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x']
+        .iter()
+        .enumerate()
+    {
+        s.push(if n.mode & (1 << (8 - i)) != 0 {
+            *c
+        } else {
+            '-'
+        });
     }
     s
 }
@@ -73,10 +87,20 @@ pub fn ls(ctx: &Context, a: &LsArgs) -> Result<i32, CliError> {
             });
             outln!("{line}");
         } else if long {
-            let mtime = chrono::DateTime::from_timestamp(n.mtime.secs, n.mtime.nanos).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+            let mtime = chrono::DateTime::from_timestamp(n.mtime.secs, n.mtime.nanos)
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default();
             let owner = n.user.clone().unwrap_or_else(|| n.uid.to_string());
             let group = n.group.clone().unwrap_or_else(|| n.gid.to_string());
-            let mut line = format!("{} {:>8} {:>8} {:>12} {} {}", mode_string(n), owner, group, n.size(), mtime, path);
+            let mut line = format!(
+                "{} {:>8} {:>8} {:>12} {} {}",
+                mode_string(n),
+                owner,
+                group,
+                n.size(),
+                mtime,
+                path
+            );
             if let NodeKind::Symlink { target } = &n.kind {
                 line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)));
             }
@@ -86,12 +110,18 @@ pub fn ls(ctx: &Context, a: &LsArgs) -> Result<i32, CliError> {
         }
         Ok(())
     };
-    browse::walk(&repo, &index, &snap.meta.tree, a.path.as_deref(), &mut emit).map_err(|e| match e {
-        brr_engine::EngineError::PathNotFound { path, .. } => {
-            brr_engine::EngineError::PathNotFound { path, snapshot: snap.id.short() }.into()
-        }
-        other => CliError::from(other),
-    })?;
+    browse::walk(&repo, &index, &snap.meta.tree, a.path.as_deref(), &mut emit).map_err(
+        |e| match e {
+            brr_engine::EngineError::PathNotFound { path, .. } => {
+                brr_engine::EngineError::PathNotFound {
+                    path,
+                    snapshot: snap.id.short(),
+                }
+                .into()
+            }
+            other => CliError::from(other),
+        },
+    )?;
     Ok(0)
 }
 
@@ -105,7 +135,9 @@ pub fn diff(ctx: &Context, a: &DiffArgs) -> Result<i32, CliError> {
         .filter(|c| a.metadata || c.change != browse::Change::Metadata)
         .collect();
     if ctx.global.json {
-        print_json(&serde_json::json!({ "from": from.id.to_hex(), "to": to.id.to_hex(), "changes": changes }));
+        print_json(
+            &serde_json::json!({ "from": from.id.to_hex(), "to": to.id.to_hex(), "changes": changes }),
+        );
         return Ok(0);
     }
     for c in &changes {
@@ -117,7 +149,11 @@ pub fn diff(ctx: &Context, a: &DiffArgs) -> Result<i32, CliError> {
         count(browse::Change::Added),
         count(browse::Change::Removed),
         count(browse::Change::Modified),
-        if a.metadata { format!(", {} metadata only", count(browse::Change::Metadata)) } else { String::new() }
+        if a.metadata {
+            format!(", {} metadata only", count(browse::Change::Metadata))
+        } else {
+            String::new()
+        }
     );
     Ok(0)
 }

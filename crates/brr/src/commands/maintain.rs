@@ -16,15 +16,32 @@ const EXIT_DAMAGED: i32 = 14;
 pub fn check(ctx: &Context, a: &CheckArgs) -> Result<i32, CliError> {
     let repo = ctx.open()?;
     let bar = Bar::new(ctx.global.quiet, ctx.global.json);
-    let report = run_check(&repo, &CheckOptions { read_data: a.read_data, threads: ctx.threads() }, &bar)?;
+    let report = run_check(
+        &repo,
+        &CheckOptions {
+            read_data: a.read_data,
+            threads: ctx.threads(),
+        },
+        &bar,
+    )?;
     if ctx.global.json {
         print_json(&report);
     } else {
         for w in &report.warnings {
-            outln!("warning: {}{}: {}", w.file, w.offset.map(|o| format!(" @{o}")).unwrap_or_default(), w.message);
+            outln!(
+                "warning: {}{}: {}",
+                w.file,
+                w.offset.map(|o| format!(" @{o}")).unwrap_or_default(),
+                w.message
+            );
         }
         for e in &report.errors {
-            outln!("error: {}{}: {}", e.file, e.offset.map(|o| format!(" @{o}")).unwrap_or_default(), e.message);
+            outln!(
+                "error: {}{}: {}",
+                e.file,
+                e.offset.map(|o| format!(" @{o}")).unwrap_or_default(),
+                e.message
+            );
         }
         if !ctx.global.quiet {
             outln!(
@@ -33,7 +50,15 @@ pub fn check(ctx: &Context, a: &CheckArgs) -> Result<i32, CliError> {
                 report.trees,
                 report.blobs,
                 report.packs,
-                if a.read_data { format!(" ({} read, {})", report.packs_read, human_bytes(report.bytes_read)) } else { String::new() },
+                if a.read_data {
+                    format!(
+                        " ({} read, {})",
+                        report.packs_read,
+                        human_bytes(report.bytes_read)
+                    )
+                } else {
+                    String::new()
+                },
                 report.errors.len(),
                 report.warnings.len()
             );
@@ -42,19 +67,30 @@ pub fn check(ctx: &Context, a: &CheckArgs) -> Result<i32, CliError> {
     if report.errors.is_empty() {
         Ok(0)
     } else {
-        eprintln!("brr: error: the repository has {} errors (see above)", report.errors.len());
+        eprintln!(
+            "brr: error: the repository has {} errors (see above)",
+            report.errors.len()
+        );
         Ok(EXIT_DAMAGED)
     }
 }
 
 fn group_by(s: &str) -> Result<GroupBy, CliError> {
-    let mut g = GroupBy { host: false, paths: false, tags: false };
+    let mut g = GroupBy {
+        host: false,
+        paths: false,
+        tags: false,
+    };
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
             "host" => g.host = true,
             "paths" => g.paths = true,
             "tags" => g.tags = true,
-            other => return Err(CliError::usage(format!("--group-by: unknown field {other:?} (use host, paths, tags)"))),
+            other => {
+                return Err(CliError::usage(format!(
+                    "--group-by: unknown field {other:?} (use host, paths, tags)"
+                )));
+            }
         }
     }
     Ok(g)
@@ -73,7 +109,9 @@ pub fn forget(ctx: &Context, a: &ForgetArgs) -> Result<i32, CliError> {
     };
     let removed = if !a.snapshots.is_empty() {
         if !policy.is_empty() {
-            return Err(CliError::usage("give either snapshot IDs or a --keep-* policy, not both"));
+            return Err(CliError::usage(
+                "give either snapshot IDs or a --keep-* policy, not both",
+            ));
         }
         let mut ids = Vec::new();
         for q in &a.snapshots {
@@ -89,9 +127,17 @@ pub fn forget(ctx: &Context, a: &ForgetArgs) -> Result<i32, CliError> {
         }
     } else {
         if policy.is_empty() {
-            return Err(CliError::usage("nothing to do: give snapshot IDs or at least one --keep-* option"));
+            return Err(CliError::usage(
+                "nothing to do: give snapshot IDs or at least one --keep-* option",
+            ));
         }
-        let opts = ForgetOptions { policy, group_by: group_by(&a.group_by)?, host: a.host.clone(), tags: a.tags.clone(), dry_run: a.dry_run };
+        let opts = ForgetOptions {
+            policy,
+            group_by: group_by(&a.group_by)?,
+            host: a.host.clone(),
+            tags: a.tags.clone(),
+            dry_run: a.dry_run,
+        };
         let plan = plan_forget(&repo, &opts)?;
         if ctx.global.json {
             print_json(&plan);
@@ -100,34 +146,60 @@ pub fn forget(ctx: &Context, a: &ForgetArgs) -> Result<i32, CliError> {
                 outln!(
                     "group host={} paths={} tags={}",
                     g.host.clone().unwrap_or_else(|| "*".into()),
-                    g.paths.as_ref().map(|p| p.join(" ")).unwrap_or_else(|| "*".into()),
-                    g.tags.as_ref().map(|t| t.join(",")).unwrap_or_else(|| "*".into())
+                    g.paths
+                        .as_ref()
+                        .map(|p| p.join(" "))
+                        .unwrap_or_else(|| "*".into()),
+                    g.tags
+                        .as_ref()
+                        .map(|t| t.join(","))
+                        .unwrap_or_else(|| "*".into())
                 );
                 for (id, reasons) in &g.keep {
                     outln!("  keep   {}  {}", id.short(), reasons.join(", "));
                 }
                 for id in &g.remove {
-                    outln!("  {} {}", if a.dry_run { "would remove" } else { "remove" }, id.short());
+                    outln!(
+                        "  {} {}",
+                        if a.dry_run { "would remove" } else { "remove" },
+                        id.short()
+                    );
                 }
             }
         }
-        if a.dry_run { 0 } else { apply_forget(&repo, &plan)? }
+        if a.dry_run {
+            0
+        } else {
+            apply_forget(&repo, &plan)?
+        }
     };
     if !ctx.global.quiet && !ctx.global.json {
         outln!("{removed} snapshots removed");
     }
     if a.prune && !a.dry_run {
-        return prune(ctx, &PruneArgs { dry_run: false, max_unused_percent: 25.0 });
+        return prune(
+            ctx,
+            &PruneArgs {
+                dry_run: false,
+                max_unused_percent: 25.0,
+            },
+        );
     }
     Ok(0)
 }
 
 pub fn prune(ctx: &Context, a: &PruneArgs) -> Result<i32, CliError> {
     if !(0.0..=100.0).contains(&a.max_unused_percent) {
-        return Err(CliError::usage("--max-unused-percent must be between 0 and 100"));
+        return Err(CliError::usage(
+            "--max-unused-percent must be between 0 and 100",
+        ));
     }
     let repo = ctx.open()?;
-    let opts = PruneOptions { dry_run: a.dry_run, max_unused_fraction: a.max_unused_percent / 100.0, threads: ctx.threads() };
+    let opts = PruneOptions {
+        dry_run: a.dry_run,
+        max_unused_fraction: a.max_unused_percent / 100.0,
+        threads: ctx.threads(),
+    };
     if a.dry_run {
         let plan = plan_prune(&repo, &opts)?;
         if ctx.global.json {
@@ -174,8 +246,16 @@ pub fn stats(ctx: &Context) -> Result<i32, CliError> {
         outln!("snapshots:          {}", s.snapshots);
         outln!("files (all snaps):  {}", s.files);
         outln!("logical size:       {}", human_bytes(s.logical_bytes));
-        outln!("unique data:        {} in {} blobs", human_bytes(s.unique_plain_bytes), s.unique_blobs);
-        outln!("stored size:        {} in {} packs", human_bytes(s.stored_bytes), s.packs);
+        outln!(
+            "unique data:        {} in {} blobs",
+            human_bytes(s.unique_plain_bytes),
+            s.unique_blobs
+        );
+        outln!(
+            "stored size:        {} in {} packs",
+            human_bytes(s.stored_bytes),
+            s.packs
+        );
         outln!("deduplication:      {:.2}x", s.dedup_ratio);
         outln!("compression:        {:.2}x", s.compression_ratio);
         outln!("space saving:       {:.1}%", s.space_saving * 100.0);

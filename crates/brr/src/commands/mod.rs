@@ -20,7 +20,10 @@ use crate::settings;
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     let file = settings::load(cli.global.config.as_deref())?;
-    let ctx = Context { global: cli.global, file };
+    let ctx = Context {
+        global: cli.global,
+        file,
+    };
     match cli.command {
         Command::Init(a) => init(&ctx, &a),
         Command::Backup(a) => backup::run(&ctx, &a),
@@ -41,29 +44,47 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
 fn init(ctx: &Context, a: &InitArgs) -> Result<i32, CliError> {
     let backend = ctx.backend()?;
     let password = ctx.new_password(None, true)?;
-    let avg = a.chunk_size_kib.checked_mul(1024).ok_or_else(|| CliError::usage("--chunk-size-kib too large"))?;
+    let avg = a
+        .chunk_size_kib
+        .checked_mul(1024)
+        .ok_or_else(|| CliError::usage("--chunk-size-kib too large"))?;
     let opts = InitOptions {
         kdf: KdfParams {
             memory_kib: a.kdf_memory_mib.saturating_mul(1024),
             iterations: a.kdf_iterations,
             parallelism: a.kdf_parallelism,
         },
-        chunker: ChunkerParams { min_size: avg / 2, avg_size: avg, max_size: avg.saturating_mul(8), normalization: 1 },
+        chunker: ChunkerParams {
+            min_size: avg / 2,
+            avg_size: avg,
+            max_size: avg.saturating_mul(8),
+            normalization: 1,
+        },
         pack_size: a.pack_size_mib.saturating_mul(1024 * 1024),
         compression: Compression::parse(&a.compression)?,
         label: "initial password".into(),
     };
     let repo = Repository::init(backend.clone(), password.as_bytes(), &opts)?;
     if ctx.global.json {
-        print_json(&serde_json::json!({ "repository": backend.location(), "id": repo.config().body.id }));
+        print_json(
+            &serde_json::json!({ "repository": backend.location(), "id": repo.config().body.id }),
+        );
     } else if !ctx.global.quiet {
-        outln!("created repository {} at {}", repo.config().body.id, backend.location());
-        outln!("keep the password safe: without it (or a recovery key, see `brr key recovery`) the backups cannot be read");
+        outln!(
+            "created repository {} at {}",
+            repo.config().body.id,
+            backend.location()
+        );
+        outln!(
+            "keep the password safe: without it (or a recovery key, see `brr key recovery`) the backups cannot be read"
+        );
     }
     Ok(0)
 }
 
 /// Parses a compression flag.
 pub(crate) fn compression(s: Option<&str>) -> Result<Option<Compression>, CliError> {
-    s.map(Compression::parse).transpose().map_err(CliError::from)
+    s.map(Compression::parse)
+        .transpose()
+        .map_err(CliError::from)
 }

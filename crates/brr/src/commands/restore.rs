@@ -26,7 +26,9 @@ pub fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, CliError> {
     let report = restore(&repo, &index, &snap, a.path.as_deref(), &opts, &bar)?;
     let secs = started.elapsed().as_secs_f64();
     if ctx.global.json {
-        print_json(&serde_json::json!({ "snapshot": snap.id.to_hex(), "target": a.target, "seconds": secs, "report": report }));
+        print_json(
+            &serde_json::json!({ "snapshot": snap.id.to_hex(), "target": a.target, "seconds": secs, "report": report }),
+        );
     } else if !ctx.global.quiet {
         outln!(
             "restored {} files, {} dirs, {} symlinks, {} other ({}) from {} to {} in {:.2}s",
@@ -40,17 +42,29 @@ pub fn run(ctx: &Context, a: &RestoreArgs) -> Result<i32, CliError> {
             secs
         );
         if a.verify {
-            outln!("verified {} files against the snapshot", report.verified_files);
+            outln!(
+                "verified {} files against the snapshot",
+                report.verified_files
+            );
         }
         for e in &report.errors {
             outln!("warning: {e}");
         }
         for d in &report.damaged {
-            outln!("DAMAGED: {} ({}), saved as {} with unreadable ranges {:?} left as zeros", d.path, d.reason, d.saved_as, d.damaged_ranges);
+            outln!(
+                "DAMAGED: {} ({}), saved as {} with unreadable ranges {:?} left as zeros",
+                d.path,
+                d.reason,
+                d.saved_as,
+                d.damaged_ranges
+            );
         }
     }
     if !report.damaged.is_empty() {
-        eprintln!("brr: error: {} files could not be restored intact (see above)", report.damaged.len());
+        eprintln!(
+            "brr: error: {} files could not be restored intact (see above)",
+            report.damaged.len()
+        );
         return Ok(EXIT_DAMAGED);
     }
     Ok(0)
