@@ -94,6 +94,33 @@ impl Index {
         Ok(index)
     }
 
+    /// Like [`Index::load`], and also indexes packs that a GC record condemned but that still exist. Readers
+    /// (restore, ls, diff, stats) use this: a snapshot committed by a backup that ran during a prune may
+    /// reference blobs in such a pack until the next prune re-indexes it. Backups must not (they would
+    /// deduplicate against packs about to be deleted) and use [`Index::load`].
+    pub fn load_with_condemned(backend: &dyn Backend) -> Result<Self> {
+        let mut index = Self::load(backend)?;
+        if index.condemned.is_empty() {
+            return Ok(index);
+        }
+        let sizes: HashMap<String, u64> = backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .map(|f| (f.name, f.size))
+            .collect();
+        let condemned = std::mem::take(&mut index.condemned);
+        for id in &condemned {
+            if let Some(size) = sizes.get(&id.to_hex())
+                && let Ok(pack) = read_pack_trailer(backend, *id, *size)
+            {
+                index.add_pack(&pack);
+            }
+        }
+        index.condemned = condemned;
+        index.sort();
+        Ok(index)
+    }
+
     /// Adds a pack (ignored if already present or condemned). Call [`Index::sort`] after adding.
     pub fn add_pack(&mut self, pack: &IndexedPack) {
         if self.pack_pos.contains_key(&pack.id) || self.condemned.contains(&pack.id) {

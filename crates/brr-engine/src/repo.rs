@@ -185,7 +185,15 @@ impl Repository {
             if slot.repository != config.body.id {
                 continue;
             }
-            if let Some(key) = slot.open(secret)? {
+            let opened = match slot.open(secret) {
+                Ok(k) => k,
+                Err(e) => {
+                    // A damaged slot must not lock the owner of another slot out.
+                    damaged.push(format!("{}: {e}", f.name));
+                    None
+                }
+            };
+            if let Some(key) = opened {
                 config.verify(&key)?;
                 let id = KeySlotId::from_hex(&f.name)
                     .map_err(|e| EngineError::Damaged(format!("key slot name {}: {e}", f.name)))?;
@@ -248,9 +256,11 @@ impl Repository {
         self.compression
     }
 
-    /// Loads the master index.
+    /// Loads the master index for reading snapshots: every live index file, plus packs condemned by a
+    /// pending GC record that still exist (see [`Index::load_with_condemned`]). Backups use
+    /// [`Index::load`], which leaves condemned packs out.
     pub fn load_index(&self) -> Result<Index> {
-        Index::load(self.backend())
+        Index::load_with_condemned(self.backend())
     }
 
     /// Reads, verifies and decrypts one blob at a known location.

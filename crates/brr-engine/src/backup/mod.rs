@@ -157,7 +157,8 @@ pub fn backup(
 
     // Register the session before reading the index or the GC records (see brr_core::gcrecord).
     let session = lock::acquire(repo.backend_arc(), LockKind::Shared, "backup")?;
-    let mut index = repo.load_index()?;
+    // Not repo.load_index(): packs condemned by a GC record must not be deduplicated against.
+    let mut index = crate::index::Index::load(repo.backend())?;
     let orphans = index.find_orphan_packs(repo.backend())?;
     if !orphans.is_empty() {
         tracing::info!(
