@@ -255,9 +255,12 @@ pub fn backup(
     });
     let (root, refs, mut summary) = match walk_result {
         Ok(v) => v,
-        Err(e) => {
-            let _ = saver.finish(repo.backend());
-            return Err(e);
+        Err(walk_error) => {
+            // If a saver thread failed (storage full, write error), that is the real cause.
+            return Err(match saver.finish(repo.backend()) {
+                Err(saver_error) => saver_error,
+                Ok(_) => walk_error,
+            });
         }
     };
     let counters = saver.counters.clone();
@@ -715,3 +718,6 @@ fn scan_totals(sources: &[PathBuf], excludes: &Excludes, one_fs: bool) -> (u64, 
     }
     (files, bytes)
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,7 +69,6 @@ pub struct Saver {
     uploaded: Arc<Mutex<Uploaded>>,
     /// What was saved.
     pub counters: Arc<SaveCounters>,
-    failed: Arc<Mutex<Option<EngineError>>>,
 }
 
 impl Saver {
@@ -85,7 +84,6 @@ impl Saver {
         let (upload_tx, upload_rx) = bounded::<brr_core::pack::FinishedPack>(2);
         let counters = Arc::new(SaveCounters::default());
         let uploaded = Arc::new(Mutex::new(Uploaded::default()));
-        let failed: Arc<Mutex<Option<EngineError>>> = Arc::new(Mutex::new(None));
         let mut threads = Vec::new();
         for _ in 0..sealers.max(1) {
             let rx = seal_rx.clone();
@@ -120,7 +118,6 @@ impl Saver {
             threads,
             uploaded,
             counters,
-            failed,
         })
     }
 
@@ -143,12 +140,8 @@ impl Saver {
             })
             .is_err()
         {
-            // A worker died; its error is reported by finish().
-            return Err(self
-                .failed
-                .lock()
-                .take()
-                .unwrap_or(EngineError::Damaged("backup pipeline stopped".into())));
+            // A worker stopped on an error; Saver::finish returns that error, and backup() prefers it.
+            return Err(EngineError::Damaged("backup pipeline stopped".into()));
         }
         Ok(())
     }

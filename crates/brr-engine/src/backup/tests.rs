@@ -1,0 +1,132 @@
+use std::sync::Arc;
+
+use brr_core::chunker::ChunkerParams;
+use brr_core::keyslot::KdfParams;
+use brr_storage::{Backend, FaultInjectingBackend, FileKind, LocalBackend};
+
+use super::*;
+use crate::{InitOptions, NoProgress};
+
+fn options() -> InitOptions {
+    InitOptions {
+        kdf: KdfParams {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        },
+        chunker: ChunkerParams {
+            min_size: 4096,
+            avg_size: 16384,
+            max_size: 65536,
+            normalization: 1,
+        },
+        pack_size: 1 << 20,
+        ..Default::default()
+    }
+}
+
+fn tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("a/b/c")).unwrap();
+    for i in 0..40u32 {
+        let data: Vec<u8> = (0..(i * 4099 % 200_000))
+            .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(dir.join(format!("a/b/c/f{i}")), &data).unwrap();
+        std::fs::write(dir.join(format!("a/g{i}")), format!("small {i}")).unwrap();
+    }
+}
+
+#[test]
+fn second_backup_reads_nothing_and_a_change_reads_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    let repo = Arc::new(Repository::init(backend, b"pw", &options()).unwrap());
+    let opts = BackupOptions {
+        paths: vec![src.clone()],
+        ..Default::default()
+    };
+    let first = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    assert_eq!(first.meta.summary.files_new, 80);
+    let second = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    assert_eq!(second.meta.summary.files_unmodified, 80);
+    assert_eq!(second.meta.summary.bytes_read, 0);
+    assert_eq!(second.meta.parent, Some(first.id));
+    std::fs::write(src.join("a/g3"), "changed").unwrap();
+    let third = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    assert_eq!(third.meta.summary.files_changed, 1);
+    assert_eq!(third.meta.summary.files_unmodified, 79);
+    assert_eq!(third.meta.summary.bytes_read, 7);
+    // The refs list of every snapshot covers its trees and chunks.
+    assert!(third.refs.contains(&third.meta.tree));
+}
+
+#[test]
+fn a_failing_pack_write_is_reported_as_the_storage_error_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let faulty = Arc::new(FaultInjectingBackend::new(LocalBackend::new(
+        tmp.path().join("repo"),
+    )));
+    let backend: Arc<dyn Backend> = faulty.clone();
+    let repo = Arc::new(Repository::init(backend.clone(), b"pw", &options()).unwrap());
+    faulty.fail_writes_of(FileKind::Pack);
+    let opts = BackupOptions {
+        paths: vec![src.clone()],
+        ..Default::default()
+    };
+    let err = backup(&repo, &opts, &NoProgress).unwrap_err();
+    assert!(matches!(err, EngineError::Storage(_)), "{err:?}");
+    assert!(backend.list(FileKind::Snapshot).unwrap().is_empty());
+    faulty.heal();
+    let ok = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    assert_eq!(ok.meta.summary.files_new, 80);
+    let report = crate::check::check(
+        &repo,
+        &crate::check::CheckOptions {
+            read_data: true,
+            threads: None,
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[test]
+fn excludes_and_unreadable_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    tree(&src);
+    std::fs::write(src.join("skip.tmp"), "x").unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    let repo = Arc::new(Repository::init(backend, b"pw", &options()).unwrap());
+    let opts = BackupOptions {
+        paths: vec![src.clone()],
+        excludes: vec!["*.tmp".into()],
+        ..Default::default()
+    };
+    let snap = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    let index = repo.load_index().unwrap();
+    let mut names = Vec::new();
+    crate::browse::walk(&repo, &index, &snap.meta.tree, None, &mut |p, _| {
+        names.push(p.to_string());
+        Ok(())
+    })
+    .unwrap();
+    assert!(!names.iter().any(|n| n.ends_with("skip.tmp")));
+    assert!(names.iter().any(|n| n.ends_with("a/g0")));
+    assert!(
+        backup(
+            &repo,
+            &BackupOptions {
+                paths: vec![tmp.path().join("missing")],
+                ..Default::default()
+            },
+            &NoProgress
+        )
+        .is_err()
+    );
+}
