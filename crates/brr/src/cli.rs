@@ -20,9 +20,9 @@ EXIT CODES:
 
 /// brr — fast, encrypted, deduplicating backups.
 ///
-/// brr turns file trees into snapshots in a repository: content-defined chunks, deduplicated, compressed
-/// with zstd and encrypted with AES-256-GCM before they leave this process. The repository key is
-/// protected by your password (Argon2id); nothing in the repository is readable without it.
+/// brr turns file trees into snapshots in a repository: content-defined chunks, deduplicated,
+/// compressed with zstd and encrypted with AES-256-GCM before they leave this process. The
+/// repository key is protected by your password (Argon2id); nothing in it is readable without it.
 ///
 /// Quick start:
 ///
@@ -33,7 +33,7 @@ EXIT CODES:
 ///     brr restore latest --target /tmp/restored --verify
 ///     brr forget --keep-daily 7 --keep-weekly 4 --prune
 #[derive(Debug, Parser)]
-#[command(name = "brr", version, about, long_about, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "brr", version, about, long_about, verbatim_doc_comment, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]
