@@ -356,7 +356,7 @@ fn timespec(t: Timestamp) -> TimeSpec {
     )
 }
 
-fn wants_owner(node: &Node, p: Privileges) -> Option<(Option<Uid>, Option<Gid>)> {
+pub(super) fn wants_owner(node: &Node, p: Privileges) -> Option<(Option<Uid>, Option<Gid>)> {
     if p.root {
         Some((Some(Uid::from_raw(node.uid)), Some(Gid::from_raw(node.gid))))
     } else if node.uid == p.euid {
@@ -368,7 +368,7 @@ fn wants_owner(node: &Node, p: Privileges) -> Option<(Option<Uid>, Option<Gid>)>
 }
 
 /// Extended attributes an unprivileged process cannot set are skipped silently, as ownership is.
-fn settable_xattr(name: &[u8], p: Privileges) -> bool {
+pub(super) fn settable_xattr(name: &[u8], p: Privileges) -> bool {
     p.root || !(name.starts_with(b"trusted.") || name.starts_with(b"security."))
 }
 

@@ -467,15 +467,7 @@ fn damaged_blob_is_reported_and_never_written() {
     assert!(chunks.len() > 3);
     let bad = chunks[1];
     let bad_offset = u64::from(chunks[0].len);
-    let loc = index.get(&bad.id).unwrap();
-    let pack = index.pack(loc).id.to_hex();
-    let pack_path = f.repo_dir.join("data").join(&pack[..2]).join(&pack);
-    let mut bytes = fs::read(&pack_path).unwrap();
-    bytes[(loc.offset + loc.length / 2) as usize] ^= 0x01;
-    let mut perms = fs::metadata(&pack_path).unwrap().permissions();
-    perms.set_mode(0o644);
-    fs::set_permissions(&pack_path, perms).unwrap();
-    fs::write(&pack_path, &bytes).unwrap();
+    flip_blob(&f, &index, &bad.id);
 
     let progress = Counting::default();
     let report = restore(
@@ -735,4 +727,107 @@ fn cpu_secs() -> (f64, f64) {
         f[11].parse::<f64>().unwrap() / 100.0,
         f[12].parse::<f64>().unwrap() / 100.0,
     )
+}
+
+/// Flips a byte in the middle of a stored blob, in its pack file on disk.
+fn flip_blob(f: &Fixture, index: &Index, id: &brr_core::id::BlobId) {
+    let loc = index.get(id).unwrap();
+    let pack = index.pack(loc).id.to_hex();
+    let pack_path = f.repo_dir.join("data").join(&pack[..2]).join(&pack);
+    let mut bytes = fs::read(&pack_path).unwrap();
+    bytes[(loc.offset + loc.length / 2) as usize] ^= 0x01;
+    fs::set_permissions(&pack_path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&pack_path, &bytes).unwrap();
+}
+
+#[test]
+fn unreadable_directory_is_reported_and_the_rest_restored() {
+    let f = fixture();
+    fs::create_dir(f.src.join("lost")).unwrap();
+    fs::write(f.src.join("lost/inside"), b"gone").unwrap();
+    fs::write(f.src.join("kept"), b"here").unwrap();
+    let (snap, index) = run_backup(&f);
+    let mut tree = f.repo.load_tree(&index, &snap.meta.tree).unwrap();
+    for c in f.src.components().skip(1) {
+        let n = tree
+            .nodes
+            .iter()
+            .find(|n| n.name == c.as_os_str().as_bytes())
+            .unwrap();
+        let NodeKind::Dir { subtree } = n.kind else {
+            panic!()
+        };
+        tree = f.repo.load_tree(&index, &subtree).unwrap();
+    }
+    let lost = tree.nodes.iter().find(|n| n.name == b"lost").unwrap();
+    let NodeKind::Dir { subtree } = lost.kind else {
+        panic!()
+    };
+    flip_blob(&f, &index, &subtree);
+
+    let report = restore(
+        &f.repo,
+        &index,
+        &snap,
+        Some(&subpath(&f)),
+        &opts(&f.out),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert!(report.damaged[0].path.ends_with("/lost"));
+    assert!(report.damaged[0].damaged_ranges.is_empty());
+    assert!(f.out.join("lost").is_dir());
+    assert_eq!(fs::read(f.out.join("kept")).unwrap(), b"here");
+}
+
+#[test]
+fn unprivileged_owner_and_xattr_rules() {
+    let me = Privileges {
+        root: false,
+        euid: 1000,
+    };
+    let mut node = brr_core::tree::Node {
+        name: b"x".to_vec(),
+        kind: NodeKind::Fifo,
+        mode: 0o644,
+        uid: 1000,
+        gid: 50,
+        user: None,
+        group: None,
+        mtime: Default::default(),
+        atime: Default::default(),
+        ctime: Default::default(),
+        device: 0,
+        inode: 0,
+        links: 1,
+        xattrs: Vec::new(),
+    };
+    // Own files: only the group is tried; others' files: nothing.
+    assert_eq!(
+        fsops::wants_owner(&node, me),
+        Some((None, Some(nix::unistd::Gid::from_raw(50))))
+    );
+    node.uid = 0;
+    assert_eq!(fsops::wants_owner(&node, me), None);
+    assert!(
+        fsops::wants_owner(
+            &node,
+            Privileges {
+                root: true,
+                euid: 0
+            }
+        )
+        .is_some()
+    );
+    assert!(fsops::settable_xattr(b"user.a", me));
+    assert!(!fsops::settable_xattr(b"security.selinux", me));
+    assert!(!fsops::settable_xattr(b"trusted.x", me));
+    assert!(fsops::settable_xattr(
+        b"trusted.x",
+        Privileges {
+            root: true,
+            euid: 0
+        }
+    ));
 }
