@@ -95,8 +95,9 @@ impl Fixture {
         copy.dir.join(file.strip_prefix(&self.repo.dir).unwrap())
     }
 
-    /// Damages a copy with `damage` and asserts that `check --read-data` (opened with the recovery key when
-    /// `with_recovery_key`) exits 14 and names the file.
+    /// Damages `file` with `damage` and asserts that `check --read-data` (opened with the recovery key when
+    /// `with_recovery_key`) exits 14 and names the file; then puts the file back as it was. (Check only
+    /// reads, so the damaged file is the only difference from the clean repository.)
     fn expect_found(
         &self,
         case: &str,
@@ -104,10 +105,9 @@ impl Fixture {
         with_recovery_key: bool,
         damage: impl FnOnce(&Path),
     ) -> Run {
-        let copy = self.copy(case);
-        let target = self.in_copy(&copy, file);
-        damage(&target);
-        let mut cmd = copy.cmd(["check", "--read-data"]);
+        let original = fs::read(file).unwrap();
+        damage(file);
+        let mut cmd = self.repo.cmd(["check", "--read-data"]);
         if with_recovery_key {
             cmd.env_remove("BRR_PASSWORD")
                 .arg("--recovery-key-file")
@@ -119,7 +119,7 @@ impl Fixture {
             r.stdout.contains(&name) || r.stderr.contains(&name),
             "case {case}: {name} not named:\n{r}"
         );
-        fs::remove_dir_all(&copy.dir).unwrap();
+        fs::write(file, original).unwrap();
         r
     }
 }
@@ -155,9 +155,10 @@ fn flipped_byte_in_config_is_detected() {
         text.find("\"mac\"").unwrap() as u64 + 12,
     ]);
     for off in offsets {
-        let copy = f.copy("config");
-        flip_byte(&copy.dir.join("config"), off);
-        let r = copy.run(["check", "--read-data"]);
+        let clean = fs::read(&config).unwrap();
+        flip_byte(&config, off);
+        let r = f.repo.run(["check", "--read-data"]);
+        fs::write(&config, clean).unwrap();
         if id_range.contains(&off) {
             // The repository ID binds the key slots: none accepts the password any more.
             r.expect_error(11);
@@ -176,21 +177,31 @@ fn damaged_key_slots_are_detected() {
     let f = fixture();
     let pw_slot = f.repo.dir.join("keys").join(&f.password_slot);
     let rk_slot = f.repo.dir.join("keys").join(&f.recovery_slot);
+    let text = fs::read_to_string(&pw_slot).unwrap();
+    let at = |field: &str, plus: usize| {
+        (text.find(&format!("\"{field}\": \"")).unwrap() + field.len() + 5 + plus) as u64
+    };
+    // Bytes that make the slot unusable: the JSON structure, the salt, the wrapped master key.
     for (case, off) in [
-        ("middle", middle(&pw_slot)),
         ("first", 0),
         ("last", last(&pw_slot)),
+        ("salt", at("salt", 3)),
+        ("wrapped", at("wrapped_master_key", 30)),
     ] {
         // The only slot the password opens is damaged: wrong password or key (11).
-        let copy = f.copy("pw-slot");
-        flip_byte(&f.in_copy(&copy, &pw_slot), off);
-        copy.run(["snapshots"]).expect_error(11);
-        fs::remove_dir_all(&copy.dir).unwrap();
+        let clean = fs::read(&pw_slot).unwrap();
+        flip_byte(&pw_slot, off);
+        f.repo.run(["snapshots"]).expect_error(11);
+        fs::write(&pw_slot, clean).unwrap();
         // Opened with the other slot, check names the damaged one.
         f.expect_found(&format!("pw-slot-{case}"), &pw_slot, true, |p| {
             flip_byte(p, off)
         });
     }
+    // A descriptive field (label) still opens, but check finds the slot changed.
+    f.expect_found("pw-slot-label", &pw_slot, false, |p| {
+        flip_byte(p, at("label", 2))
+    });
     f.expect_found("rk-slot", &rk_slot, false, |p| flip_byte(p, middle(p)));
     f.expect_found("rk-slot-truncated", &rk_slot, false, |p| truncate(p, 10));
 }
@@ -256,6 +267,7 @@ fn restore_over_a_damaged_data_pack_restores_the_rest_and_names_the_damage() {
     let copy = f.copy("restore");
     flip_byte(&f.in_copy(&copy, pack), middle(pack));
 
+    let mut named = Vec::new();
     for verify in [false, true] {
         let target = f.root.join(format!("restored-{verify}"));
         let mut args = vec![
@@ -321,6 +333,7 @@ fn restore_over_a_damaged_data_pack_restores_the_rest_and_names_the_damage() {
                 r.stdout.contains(&rel.to_string_lossy().into_owned()),
                 "{r}"
             );
+            named.push(rel.clone());
             damaged_rel.push(rel);
         }
         // Every other file is exact.
@@ -343,8 +356,76 @@ fn restore_over_a_damaged_data_pack_restores_the_rest_and_names_the_damage() {
     let t = copy
         .run(["restore", "latest", "--target", target.to_str().unwrap()])
         .expect_error(14);
-    assert!(
-        t.stdout.contains("DAMAGED: ") && t.stdout.contains("random.bin"),
-        "{t}"
-    );
+    assert!(t.stdout.contains("DAMAGED: "), "{t}");
+    for rel in &named {
+        assert!(
+            t.stdout.contains(rel.to_str().unwrap()),
+            "{} not named:\n{t}",
+            rel.display()
+        );
+    }
+}
+
+#[test]
+fn restore_over_any_damaged_pack_names_everything_it_could_not_restore() {
+    let f = fixture();
+    let all = list_files(&f.src);
+    for (n, pack) in f.repo.files("data").iter().enumerate() {
+        let clean = fs::read(pack).unwrap();
+        flip_byte(pack, middle(pack));
+        let target = f.root.join(format!("any-restored-{n}"));
+        let r = f.repo.run([
+            "--json",
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        // A pack only older snapshots use: exit 0 and everything exact. A damaged root tree stops the
+        // restore (14 as well); otherwise the report lists the damage.
+        let damaged: Vec<PathBuf> = if r.code == 0 {
+            let r = r.expect_code(0);
+            assert_eq!(
+                r.json()["report"]["damaged"].as_array().map(Vec::len),
+                Some(0),
+                "{r}"
+            );
+            Vec::new()
+        } else {
+            let r = r.expect_error(14);
+            let damaged: Vec<PathBuf> = if r.stdout.trim().is_empty() {
+                vec![f.src.clone()]
+            } else {
+                r.json()["report"]["damaged"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| PathBuf::from(d["path"].as_str().unwrap()))
+                    .collect()
+            };
+            assert!(
+                !damaged.is_empty(),
+                "pack {n}: exit 14 but nothing named:\n{r}"
+            );
+            damaged
+        };
+        // Every file is either restored exactly, or is (or lies below) something reported damaged.
+        let out = restored(&target, &f.src);
+        for rel in &all {
+            let original = f.src.join(rel);
+            if damaged
+                .iter()
+                .any(|d| original.starts_with(d) || f.src.starts_with(d))
+            {
+                continue;
+            }
+            assert!(
+                same_content(&original, &out.join(rel)),
+                "pack {n}: {} neither restored nor reported",
+                rel.display()
+            );
+        }
+        fs::write(pack, clean).unwrap();
+        let _ = fs::remove_dir_all(&target);
+    }
 }

@@ -220,3 +220,94 @@ fn snapshot_selection_by_prefix_latest_and_errors() {
     let empty = Repo::init(&tmp.path().join("empty-repo"));
     empty.run(["ls", "latest"]).expect_error(12);
 }
+
+#[test]
+fn excludes_tags_includes_and_restore_target_rules() {
+    let tmp = scratch();
+    let src = tmp.path().join("src");
+    write(&src.join("keep.txt"), b"keep\n");
+    write(&src.join("skip.tmp"), b"excluded by name\n");
+    write(&src.join("cache/big"), b"excluded by path\n");
+    write(&src.join("docs/a.md"), b"a\n");
+    write(&src.join("docs/b.txt"), b"b\n");
+    let excludes = tmp.path().join("excludes");
+    write(
+        &excludes,
+        format!("# comment\n\n{}/cache\n", src.display()).as_bytes(),
+    );
+    let repo = Repo::init(&tmp.path().join("repo"));
+    let b = repo.json([
+        "backup",
+        "--tag",
+        "daily",
+        "--tag",
+        "test",
+        "--exclude",
+        "*.tmp",
+        "--exclude-file",
+        excludes.to_str().unwrap(),
+        "--host",
+        "elsewhere",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(num(&b["summary"], "files_new"), 3, "{b:#}");
+    let ls = repo.ok(["ls", "latest"]);
+    assert!(
+        !ls.stdout.contains("skip.tmp") && !ls.stdout.contains("/cache"),
+        "{ls}"
+    );
+    repo.backup(&[&src]);
+
+    // Filters of `snapshots`.
+    let tagged = repo.json(["snapshots", "--tag", "daily"]);
+    assert_eq!(tagged.as_array().unwrap().len(), 1, "{tagged:#}");
+    assert_eq!(tagged[0]["hostname"], "elsewhere");
+    assert_eq!(
+        repo.json(["snapshots", "--tag", "daily", "--tag", "nope"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        repo.json(["snapshots", "--host", "elsewhere"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Restore with include globs: only matching entries (and the directories leading to them).
+    let target = tmp.path().join("only-md");
+    repo.ok([
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "*.md",
+    ]);
+    let got = crate::common::list_files(&target);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].ends_with("docs/a.md"), "{got:?}");
+
+    // A non-empty target is refused without --overwrite; with it, files are replaced.
+    let target = tmp.path().join("full");
+    repo.ok(["restore", "latest", "--target", target.to_str().unwrap()]);
+    let keep = crate::common::restored(&target, &src).join("keep.txt");
+    fs::write(&keep, b"changed locally\n").unwrap();
+    let r = repo.run(["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{r}");
+    crate::common::assert_one_line_error(&r);
+    crate::common::assert_no_panic(&r);
+    assert_eq!(fs::read(&keep).unwrap(), b"changed locally\n");
+    repo.ok([
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+        "--verify",
+    ]);
+    assert_eq!(fs::read(&keep).unwrap(), b"keep\n");
+}
