@@ -562,6 +562,32 @@ mod tests {
         assert!(KeySlot::for_rsa_public_key(&mk, "r", "garbage", &origin()).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any master key survives a recovery slot round trip through its file form; any flipped byte in
+        /// the wrapped key is refused, never accepted as another key.
+        #[test]
+        fn recovery_slot_round_trip_and_tamper(seed in proptest::prelude::any::<[u8; 32]>(), repo in "[0-9a-f]{32}", flip in 0usize..200) {
+            let mut raw = vec![1u8];
+            for i in 0..4 {
+                raw.extend(seed.iter().map(|b| b.wrapping_add(i)));
+            }
+            let mk = MasterKey::from_bytes(&raw).unwrap();
+            let (key, printed) = generate_recovery_key();
+            let slot = KeySlot::for_recovery_key(&mk, &repo, &key, &origin()).unwrap();
+            let (_, bytes) = slot.encode().unwrap();
+            let back = KeySlot::decode(&bytes).unwrap();
+            let opened = back.open(&Unlock::RecoveryKey(&printed)).unwrap().unwrap();
+            proptest::prop_assert_eq!(opened.to_bytes().to_vec(), mk.to_bytes().to_vec());
+            let mut sealed = B64.decode(&back.wrapped_master_key).unwrap();
+            let i = flip % sealed.len();
+            sealed[i] ^= 0x20;
+            let mut tampered = back.clone();
+            tampered.wrapped_master_key = B64.encode(sealed);
+            proptest::prop_assert!(tampered.open(&Unlock::RecoveryKey(&printed)).unwrap().is_none());
+        }
+    }
+
     #[test]
     fn decode_rejects_garbage_and_unknown_fields() {
         assert!(KeySlot::decode(b"{}").is_err());
