@@ -128,7 +128,7 @@ def main():
     w("")
     w(f"- Machine: {meta.get('cpu', '?')}, {meta.get('cpus', '?')} cores, {meta.get('mem', '?')} RAM, "
       f"{meta.get('kernel', '?')}")
-    w(f"- Tools: brr {meta.get('brr_version', 'n/a')} (commit {meta.get('brr_commit', '?')}, "
+    w(f"- Tools: {meta.get('brr_version', 'brr n/a')} (binary built {meta.get('brr_built', '?')}, HEAD {meta.get('brr_commit', '?')}, "
       f"{meta.get('rustc', '')}); {meta.get('restic_version', 'n/a')}; {meta.get('borg_version', 'n/a')}")
     w(f"- Settings: brr defaults (zstd 3, AES-256-GCM); restic repository v2, `--compression auto`; "
       f"borg `--encryption {meta.get('borg_encryption')}`, `--compression {meta.get('borg_compression')}`")

@@ -12,6 +12,7 @@
 #   BENCH_RESULTS     where the report goes (default bench/results)
 #   BENCH_LIMITS_MIB  buffer size for brr-machine-limits (default 256; 0 skips it)
 #   BENCH_ZSTD_LEVEL  zstd level of the single-core data-path floor (default 3, brr's default)
+#   BENCH_FLOOR_RUNS  runs of the data-path floor over the corpus, median kept (default 3)
 #   BENCH_SKIP_BUILD  1: use the existing target/release binaries instead of building
 #   BORG_ENCRYPTION   borg init --encryption (default repokey-blake2)
 #   BORG_COMPRESSION  borg create --compression (default lz4, borg 1.2's default)
@@ -47,6 +48,7 @@ LIMITS_MIB=${BENCH_LIMITS_MIB:-256}
 BORG_ENCRYPTION=${BORG_ENCRYPTION:-repokey-blake2}
 BORG_COMPRESSION=${BORG_COMPRESSION:-lz4}
 ZSTD_LEVEL=${BENCH_ZSTD_LEVEL:-3}
+FLOOR_RUNS=${BENCH_FLOOR_RUNS:-3}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -89,7 +91,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case " $TOOLS " in
     *" brr "*)
         [ -x "$TARGET_DIR/release/brr" ] || die "target/release/brr missing (cargo build --release -p brr failed?)"
-        cp "$TARGET_DIR/release/brr" "$BIN/brr" ;;
+        cp -p "$TARGET_DIR/release/brr" "$BIN/brr" ;;
 esac
 if [ "$LIMITS_MIB" != 0 ]; then
     [ -x "$TARGET_DIR/release/brr-machine-limits" ] || die "target/release/brr-machine-limits missing"
@@ -140,6 +142,7 @@ meta restic_version "$(restic version 2>/dev/null | head -n1)"
 meta borg_version "$(borg --version 2>/dev/null)"
 meta brr_version "$( [ -x "$BIN/brr" ] && "$BIN/brr" --version 2>/dev/null | head -n1 || echo n/a)"
 meta brr_commit "$(cd "$ROOT" && git log -1 --format='%h %cs' 2>/dev/null || echo unknown)"
+meta brr_built "$( [ -x "$BIN/brr" ] && date -u -r "$BIN/brr" +%Y-%m-%dT%H:%M:%SZ || echo n/a)"
 meta rustc "$(rustc --version 2>/dev/null || echo unknown)"
 meta corpus "$CORPUS"
 
@@ -287,7 +290,7 @@ warm "$CORPUS"
 if [ "$LIMITS_MIB" != 0 ]; then
     log "measuring the single-core data-path floor over the corpus (zstd $ZSTD_LEVEL)"
     rm -rf "$WORK/floor-write"
-    "$BIN/brr-machine-limits" --corpus "$CORPUS" --skip-stages --zstd-level "$ZSTD_LEVEL" --runs 3 \
+    "$BIN/brr-machine-limits" --corpus "$CORPUS" --skip-stages --zstd-level "$ZSTD_LEVEL" --runs "$FLOOR_RUNS" \
         --write-to "$WORK/floor-write" \
         --json-out "$WORK/pipeline.json" >"$WORK/pipeline.md" 2>>"$LOGS/limits.log" \
         || die "brr-machine-limits --corpus failed (see $LOGS/limits.log)"
