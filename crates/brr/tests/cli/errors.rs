@@ -189,3 +189,55 @@ fn unreadable_file_is_skipped_and_reported_with_exit_3() {
     // Put permissions back so the temporary directory can be removed.
     fs::set_permissions(src.join("closed-dir"), fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+fn lock_json(kind: &str, host: &str, pid: u32) -> String {
+    format!(
+        r#"{{"kind":"{kind}","purpose":"prune","hostname":"{host}","pid":{pid},"username":"alice","created":"2026-11-23T10:00:00Z"}}"#
+    )
+}
+
+#[test]
+fn locks_block_prune_with_exit_13_until_unlocked() {
+    let tmp = scratch();
+    let repo = Repo::init(&tmp.path().join("repo"));
+    write(&tmp.path().join("src/file"), b"data\n");
+    repo.backup(&[&tmp.path().join("src")]);
+
+    // An exclusive lock of another host: prune refuses (13) and names the holder; backups go on.
+    let other = repo.dir.join("locks/0123456789abcdef0123456789abcdef");
+    write(
+        &other,
+        lock_json("exclusive", "other-host.example", 4242).as_bytes(),
+    );
+    let r = repo.run(["prune"]).expect_error(13);
+    assert!(
+        r.stderr.contains("other-host.example") && r.stderr.contains("BRR-E007"),
+        "{r}"
+    );
+    repo.backup(&[&tmp.path().join("src")]);
+    repo.ok(["check"]);
+    // `unlock` keeps it (another host's process cannot be proven gone), `unlock --all` removes it.
+    let u = repo.json(["unlock"]);
+    assert_eq!(u["removed"].as_array().map(Vec::len), Some(0), "{u:#}");
+    assert!(other.exists());
+    let u = repo.json(["unlock", "--all"]);
+    assert_eq!(u["removed"].as_array().map(Vec::len), Some(1), "{u:#}");
+    repo.ok(["prune"]);
+
+    // A lock of this host whose process is gone is stale: prune removes it by itself.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let stale = repo.dir.join("locks/fedcba9876543210fedcba9876543210");
+    write(&stale, lock_json("exclusive", &host, dead).as_bytes());
+    repo.ok(["prune"]);
+    assert!(!stale.exists());
+
+    // An unreadable lock file is a warning for check, not damage.
+    let garbage = repo.dir.join("locks/00000000000000000000000000000000");
+    write(&garbage, b"not json");
+    let c = repo.ok(["check"]);
+    assert!(c.stdout.contains("warning:"), "{c}");
+    repo.ok(["unlock", "--all"]);
+}
