@@ -193,6 +193,15 @@ impl Tree {
         }
         for n in &tree.nodes {
             validate_name(&n.name)?;
+            for (what, t) in [("mtime", n.mtime), ("atime", n.atime), ("ctime", n.ctime)] {
+                if t.nanos >= 1_000_000_000 {
+                    return Err(FormatError::new(
+                        "tree",
+                        format!("{:?}: {what} has {} nanoseconds", n.display_name(), t.nanos),
+                    )
+                    .into());
+                }
+            }
             if let NodeKind::File { size, chunks, .. } = &n.kind {
                 let sum: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
                 if sum != *size {
@@ -334,6 +343,14 @@ mod tests {
             nodes: vec![file(b"x", &[]), file(b"x", &[])],
         };
         assert!(Tree::decode(&dup.encode().unwrap()).is_err());
+        let mut late = file(b"t", &[]);
+        late.atime.nanos = 1_000_000_000;
+        let t = Tree {
+            version: TREE_VERSION,
+            nodes: vec![late],
+        };
+        let err = Tree::decode(&t.encode().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("atime has 1000000000 nanoseconds"), "{err}");
     }
 
     #[test]
