@@ -74,7 +74,7 @@ impl std::fmt::Debug for SecretKey {
     }
 }
 
-/// Identifies a data key without revealing it: `BLAKE3-derive("brr data key id v1", key)[..16]`.
+/// Identifies a data key without revealing it: `BLAKE3-derive("brr 2026 data key id v1", key)[..16]`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct KeyId(pub [u8; KEY_ID_LEN]);
 

@@ -9,7 +9,7 @@
 //! | `recovery` | BLAKE3-derive("brr 2026 recovery kek v1", salt ‖ recovery key), the recovery key being 256 random bits printed as hex |
 //! | `rsa` | 256 random bits, stored RSA-OAEP-SHA-256-encrypted to an escrow public key (≥ 2048 bits) |
 //!
-//! The sealed master key's AAD is `"brr key slot v1" ‖ repository id ‖ kind`, so a slot cannot be moved to
+//! The sealed master key's AAD is `"brr key slot v1" ‖ repository id ‖ 0x00 ‖ kind`, so a slot cannot be moved to
 //! another repository or relabelled. Opening tries every slot; a wrong secret fails AEAD authentication,
 //! which is how a wrong password is recognised.
 
