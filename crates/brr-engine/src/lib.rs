@@ -2,7 +2,8 @@
 //!
 //! The pipelines of brr over a repository: `init`/`open` and key slots ([`repo`]), [`backup`],
 //! [`restore`], [`check`], [`forget`] and [`prune`], [`stats`] and snapshot browsing ([`browse`]).
-//! Storage comes from `brr-storage`, formats and crypto from `brr-core`. The engine never prints: long
+//! [`keyless`] holds what a storage provider runs without the key: scrub, retention and garbage
+//! collection. Storage comes from `brr-storage`, formats and crypto from `brr-core`. The engine never prints: long
 //! operations report through the [`progress::Progress`] trait.
 //!
 //! ## Concurrency invariants
@@ -22,6 +23,7 @@ pub mod error;
 pub mod forget;
 pub mod fsmeta;
 pub mod index;
+pub mod keyless;
 pub mod lock;
 pub mod parallel;
 pub mod progress;

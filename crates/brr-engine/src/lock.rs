@@ -10,22 +10,49 @@
 //! `Drop`). A lock left by a killed process on *this* host is stale when its PID no longer runs, and is
 //! removed automatically; locks of other hosts are only removed by `brr unlock`, because no clock can
 //! prove another machine's process gone.
+//!
+//! **Refreshing.** A holder rewrites its lock file with the same bytes every [`REFRESH_INTERVAL`]
+//! ([`RepoLock::keep_fresh`]) until it releases it, so a server that sees writes (but cannot see
+//! processes) tells a live session from a dead one by the time of the last write. The content never
+//! changes, so readers of any version agree on it. A lock found removed is not written again: whoever
+//! removed it judged the session ended.
+//!
+//! Staleness is a judgement passed in ([`StaleJudge`]): brr on a machine uses [`same_host_dead`]; a
+//! keyless maintainer (a server) supplies its own, based on when it last saw each lock written.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use brr_core::lockfile::{LockFile, LockKind};
 use brr_storage::{Backend, FileKind};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use rand::RngCore;
 
 use crate::error::{EngineError, Result};
 use crate::repo::{host_and_user, now};
+
+/// How often a held lock is rewritten by [`RepoLock::keep_fresh`] (2 minutes). A server should count a
+/// session as ended only after several intervals without a write (docs/repository-format.md §15).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Decides whether a lock is stale from its name and parsed content (`None`: unreadable).
+pub type StaleJudge<'a> = &'a (dyn Fn(&str, Option<&LockFile>) -> bool + Sync);
 
 /// A held lock; released on drop.
 #[derive(Debug)]
 pub struct RepoLock {
     backend: Arc<dyn Backend>,
     name: String,
+    bytes: Vec<u8>,
     released: bool,
+    refresher: Option<Refresher>,
+}
+
+#[derive(Debug)]
+struct Refresher {
+    stop: Sender<()>,
+    thread: JoinHandle<()>,
 }
 
 impl RepoLock {
@@ -34,9 +61,35 @@ impl RepoLock {
         &self.name
     }
 
+    /// Rewrites the lock file (same bytes) every `every` on a background thread until the lock is
+    /// released or dropped. Stops by itself if the file was removed by someone else.
+    pub fn keep_fresh(&mut self, every: Duration) {
+        self.stop_refreshing();
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let backend = self.backend.clone();
+        let name = self.name.clone();
+        let bytes = self.bytes.clone();
+        let thread = std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                if !refresh(backend.as_ref(), &name, &bytes) {
+                    break;
+                }
+            }
+        });
+        self.refresher = Some(Refresher { stop, thread });
+    }
+
+    fn stop_refreshing(&mut self) {
+        if let Some(r) = self.refresher.take() {
+            drop(r.stop);
+            let _ = r.thread.join();
+        }
+    }
+
     /// Releases explicitly, reporting errors.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
+        self.stop_refreshing();
         match self.backend.remove(FileKind::Lock, &self.name) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -45,8 +98,32 @@ impl RepoLock {
     }
 }
 
+/// One refresh: rewrites the lock if it still exists. Returns whether to go on.
+fn refresh(backend: &dyn Backend, name: &str, bytes: &[u8]) -> bool {
+    match backend.size(FileKind::Lock, name) {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {
+            tracing::warn!(
+                lock = name,
+                "lock removed by someone else; no longer refreshed"
+            );
+            return false;
+        }
+        // A passing storage failure: try again at the next interval.
+        Err(e) => {
+            tracing::warn!(lock = name, error = %e, "cannot refresh lock");
+            return true;
+        }
+    }
+    if let Err(e) = backend.write(FileKind::Lock, name, bytes) {
+        tracing::warn!(lock = name, error = %e, "cannot refresh lock");
+    }
+    true
+}
+
 impl Drop for RepoLock {
     fn drop(&mut self) {
+        self.stop_refreshing();
         if !self.released {
             let _ = self.backend.remove(FileKind::Lock, &self.name);
         }
@@ -64,9 +141,20 @@ pub struct LockInfo {
     pub stale: bool,
 }
 
-/// Lists all locks.
+/// Lists all locks, judging staleness by host and PID ([`same_host_dead`]).
 pub fn list_locks(backend: &dyn Backend) -> Result<Vec<LockInfo>> {
     let (host, _) = host_and_user();
+    list_locks_judged(backend, &|_, l| l.is_some_and(|l| same_host_dead(&host, l)))
+}
+
+/// The judgement of brr on a machine: a lock is stale if it was taken on `host` (this machine) by a
+/// process that no longer runs. Locks of other hosts are never stale to it.
+pub fn same_host_dead(host: &str, lock: &LockFile) -> bool {
+    lock.hostname == host && !process_alive(lock.pid)
+}
+
+/// Lists all locks, judging staleness with `stale`.
+pub fn list_locks_judged(backend: &dyn Backend, stale: StaleJudge<'_>) -> Result<Vec<LockInfo>> {
     let mut out = Vec::new();
     for f in backend.list(FileKind::Lock)? {
         let lock = match backend.read(FileKind::Lock, &f.name) {
@@ -74,9 +162,7 @@ pub fn list_locks(backend: &dyn Backend) -> Result<Vec<LockInfo>> {
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.into()),
         };
-        let stale = lock
-            .as_ref()
-            .is_some_and(|l| l.hostname == host && !process_alive(l.pid));
+        let stale = stale(&f.name, lock.as_ref());
         out.push(LockInfo {
             name: f.name,
             lock,
@@ -102,8 +188,14 @@ fn process_alive(pid: u32) -> bool {
 
 /// Removes stale locks of this host; returns how many.
 pub fn remove_stale_locks(backend: &dyn Backend) -> Result<usize> {
+    let (host, _) = host_and_user();
+    remove_stale_locks_judged(backend, &|_, l| l.is_some_and(|l| same_host_dead(&host, l)))
+}
+
+/// Removes the locks `stale` judges stale; returns how many.
+pub fn remove_stale_locks_judged(backend: &dyn Backend, stale: StaleJudge<'_>) -> Result<usize> {
     let mut n = 0;
-    for l in list_locks(backend)? {
+    for l in list_locks_judged(backend, stale)? {
         if l.stale {
             let _ = backend.remove(FileKind::Lock, &l.name);
             n += 1;
@@ -148,6 +240,20 @@ fn describe(l: &LockInfo) -> String {
 /// Takes a lock. An exclusive lock fails if another exclusive lock is held (stale ones of this host are
 /// cleared first); shared locks never conflict.
 pub fn acquire(backend: Arc<dyn Backend>, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+    let (host, _) = host_and_user();
+    acquire_judged(backend, kind, purpose, &|_, l| {
+        l.is_some_and(|l| same_host_dead(&host, l))
+    })
+}
+
+/// Takes a lock like [`acquire`], with locks judged stale by `stale` (these are removed first when the
+/// lock is exclusive).
+pub fn acquire_judged(
+    backend: Arc<dyn Backend>,
+    kind: LockKind,
+    purpose: &str,
+    stale: StaleJudge<'_>,
+) -> Result<RepoLock> {
     let (hostname, username) = host_and_user();
     let file = LockFile {
         kind,
@@ -161,24 +267,27 @@ pub fn acquire(backend: Arc<dyn Backend>, kind: LockKind, purpose: &str) -> Resu
     rand::thread_rng().fill_bytes(&mut rnd);
     let name = hex::encode(rnd);
     if kind == LockKind::Exclusive {
-        remove_stale_locks(backend.as_ref())?;
-        check_exclusive(backend.as_ref(), None)?;
+        remove_stale_locks_judged(backend.as_ref(), stale)?;
+        check_exclusive(backend.as_ref(), None, stale)?;
     }
-    backend.write(FileKind::Lock, &name, &file.encode()?)?;
+    let bytes = file.encode()?;
+    backend.write(FileKind::Lock, &name, &bytes)?;
     let lock = RepoLock {
         backend: backend.clone(),
         name,
+        bytes,
         released: false,
+        refresher: None,
     };
     if kind == LockKind::Exclusive {
         // Two prunes that raced past the first check: the one with the larger name backs off.
-        check_exclusive(backend.as_ref(), Some(&lock.name))?;
+        check_exclusive(backend.as_ref(), Some(&lock.name), stale)?;
     }
     Ok(lock)
 }
 
-fn check_exclusive(backend: &dyn Backend, mine: Option<&str>) -> Result<()> {
-    for l in list_locks(backend)? {
+fn check_exclusive(backend: &dyn Backend, mine: Option<&str>, stale: StaleJudge<'_>) -> Result<()> {
+    for l in list_locks_judged(backend, stale)? {
         if Some(l.name.as_str()) == mine {
             continue;
         }

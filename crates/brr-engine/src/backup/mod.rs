@@ -156,7 +156,9 @@ pub fn backup(
         .collect();
 
     // Register the session before reading the index or the GC records (see brr_core::gcrecord).
-    let session = lock::acquire(repo.backend_arc(), LockKind::Shared, "backup")?;
+    let mut session = lock::acquire(repo.backend_arc(), LockKind::Shared, "backup")?;
+    // Rewritten every few minutes so a server can tell this live session from a dead one.
+    session.keep_fresh(lock::REFRESH_INTERVAL);
     // Not repo.load_index(): packs condemned by a GC record must not be deduplicated against.
     let mut index = crate::index::Index::load(repo.backend())?;
     let orphans = index.find_orphan_packs(repo.backend())?;

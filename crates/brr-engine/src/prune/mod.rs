@@ -25,21 +25,24 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use brr_core::blob::BlobType;
 use brr_core::gcrecord::{CondemnedPack, GC_RECORD_VERSION, GcRecord};
-use brr_core::id::{Id, IndexId, PackId};
+use brr_core::id::{BlobId, Id, IndexId, PackId};
 use brr_core::index::IndexedPack;
-use brr_core::lockfile::LockKind;
+use brr_core::lockfile::{LockFile, LockKind};
 use brr_core::pack::PackWriter;
-use brr_storage::FileKind;
+use brr_storage::{Backend, FileKind};
 use rand::RngCore;
 
 use crate::error::{EngineError, Result};
 use crate::index::write_index_file;
-use crate::lock;
+use crate::lock::{self, StaleJudge};
 use crate::parallel::cpu_threads;
 use crate::progress::Progress;
-use crate::repo::{Repository, now};
+use crate::repo::{Repository, host_and_user, now};
 use plan::{PackPlan, condemned, plan_packs, read_records, summarize};
 
 /// How to prune.
@@ -111,14 +114,55 @@ fn validate(opts: &PruneOptions) -> Result<()> {
     Ok(())
 }
 
+/// What the two-phase GC needs from a repository, keyed ([`prune`]) or not
+/// (`crate::keyless::gc`): storage, the target pack size, the blobs the snapshots reference, and how
+/// to judge locks stale. The key is needed by none of it.
+pub(crate) struct GcTarget<'a> {
+    /// The repository's storage.
+    pub backend: Arc<dyn Backend>,
+    /// Target size of packs written by repacking.
+    pub pack_size: usize,
+    /// The union of every stored snapshot's references, read now; fails on a snapshot that cannot be
+    /// trusted (its references might be wrong).
+    pub referenced: &'a (dyn Fn() -> Result<HashSet<BlobId>> + Sync),
+    /// Which locks count as ended (removed before the exclusive lock is taken).
+    pub stale: StaleJudge<'a>,
+    /// The purpose written into the exclusive lock.
+    pub purpose: &'static str,
+}
+
+impl GcTarget<'_> {
+    /// The storage.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+}
+
+/// Runs `f` on the GC target of a keyed repository: references from verified snapshots, locks judged
+/// stale by host and PID.
+fn with_keyed<T>(repo: &Repository, f: impl FnOnce(&GcTarget<'_>) -> Result<T>) -> Result<T> {
+    let (host, _) = host_and_user();
+    let referenced = || -> Result<HashSet<BlobId>> {
+        Ok(repo
+            .list_snapshots()?
+            .iter()
+            .flat_map(|s| s.refs.iter().copied())
+            .collect())
+    };
+    let stale = |_: &str, l: Option<&LockFile>| l.is_some_and(|l| lock::same_host_dead(&host, l));
+    f(&GcTarget {
+        backend: repo.backend_arc(),
+        pack_size: repo.config().body.pack_size as usize,
+        referenced: &referenced,
+        stale: &stale,
+        purpose: "prune",
+    })
+}
+
 /// Plans a prune without the lock and without changing anything (`--dry-run`). The real run plans
 /// again after sweeping, so its numbers can differ when records are swept first.
 pub fn plan_prune(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
-    validate(opts)?;
-    let threads = opts.threads.unwrap_or_else(cpu_threads).max(1);
-    let records = read_records(repo, None)?;
-    let packs = plan_packs(repo, opts, &records.records, threads)?;
-    Ok(summarize(&records, &packs))
+    with_keyed(repo, |t| plan_gc(t, opts))
 }
 
 /// Prunes: sweeps what can be swept, marks what is unused, and sweeps that too when no backup runs.
@@ -127,46 +171,66 @@ pub fn prune(
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
+    with_keyed(repo, |t| run_gc(t, opts, progress))
+}
+
+/// [`plan_prune`] on any GC target.
+pub(crate) fn plan_gc(t: &GcTarget<'_>, opts: &PruneOptions) -> Result<PrunePlan> {
+    validate(opts)?;
+    let threads = opts.threads.unwrap_or_else(cpu_threads).max(1);
+    let records = read_records(t, None)?;
+    let packs = plan_packs(t, opts, &records.records, threads)?;
+    Ok(summarize(&records, &packs))
+}
+
+/// [`prune`] on any GC target.
+pub(crate) fn run_gc(
+    t: &GcTarget<'_>,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
     validate(opts)?;
     if opts.dry_run {
         return Ok(PruneReport {
-            plan: plan_prune(repo, opts)?,
+            plan: plan_gc(t, opts)?,
             ..Default::default()
         });
     }
     let threads = opts.threads.unwrap_or_else(cpu_threads).max(1);
-    // Taking the exclusive lock also removes stale locks of this host.
-    let session = lock::acquire(repo.backend_arc(), LockKind::Exclusive, "prune")?;
+    // Taking the exclusive lock also removes the locks judged stale.
+    let mut session =
+        lock::acquire_judged(t.backend.clone(), LockKind::Exclusive, t.purpose, t.stale)?;
+    session.keep_fresh(lock::REFRESH_INTERVAL);
     let me = session.name().to_string();
     let mut report = PruneReport::default();
 
     progress.start("sweeping", None, None);
-    let before = read_records(repo, Some(&me))?;
+    let before = read_records(t, Some(&me))?;
     for (name, record) in &before.records {
         // A record left unsealed by a prune that died is sealed with the sessions running now: a backup
         // not running now either saw the record or committed before the sweep reads the snapshots.
         let record = if record.sealed {
             record.clone()
         } else {
-            seal(repo, name, record.clone(), &before.other_sessions)?
+            seal(t, name, record.clone(), &before.other_sessions)?
         };
         if before.eligible.contains(name) {
-            sweep::sweep(repo, name, &record, &mut report)?;
+            sweep::sweep(t, name, &record, &mut report)?;
         }
     }
     progress.finish();
 
     progress.start("planning", None, None);
-    let records = read_records(repo, Some(&me))?;
-    let packs = plan_packs(repo, opts, &records.records, threads)?;
+    let records = read_records(t, Some(&me))?;
+    let packs = plan_packs(t, opts, &records.records, threads)?;
     progress.finish();
     report.plan = summarize(&before, &packs);
     report.plan.gc_records_waiting = records.waiting.clone();
 
-    if let Some((name, record)) = mark(repo, packs, &me, &mut report, progress)? {
+    if let Some((name, record)) = mark(t, packs, &me, &mut report, progress)? {
         if record.sessions.is_empty() {
             progress.start("sweeping", None, None);
-            sweep::sweep(repo, &name, &record, &mut report)?;
+            sweep::sweep(t, &name, &record, &mut report)?;
             progress.finish();
         } else {
             report.plan.gc_records_waiting.push(name);
@@ -182,35 +246,34 @@ fn random_name() -> String {
     hex::encode(b)
 }
 
-fn write_record(repo: &Repository, name: &str, record: &GcRecord) -> Result<()> {
-    repo.backend()
-        .write(FileKind::Gc, name, &record.encode()?)?;
+fn write_record(t: &GcTarget<'_>, name: &str, record: &GcRecord) -> Result<()> {
+    t.backend().write(FileKind::Gc, name, &record.encode()?)?;
     Ok(())
 }
 
 /// Seals `record` with `sessions` and stores it.
 fn seal(
-    repo: &Repository,
+    t: &GcTarget<'_>,
     name: &str,
     mut record: GcRecord,
     sessions: &[String],
 ) -> Result<GcRecord> {
     record.sealed = true;
     record.sessions = sessions.to_vec();
-    write_record(repo, name, &record)?;
+    write_record(t, name, &record)?;
     Ok(record)
 }
 
 /// Repacks, writes and seals the GC record, rewrites the index. Returns the new record, if any.
 fn mark(
-    repo: &Repository,
+    t: &GcTarget<'_>,
     plan: PackPlan,
     me: &str,
     report: &mut PruneReport,
     progress: &dyn Progress,
 ) -> Result<Option<(String, GcRecord)>> {
-    let backend = repo.backend();
-    let (new_packs, repacked, new_index) = repack(repo, &plan, report, progress)?;
+    let backend = t.backend();
+    let (new_packs, repacked, new_index) = repack(t, &plan, report, progress)?;
     let mut doomed: Vec<CondemnedPack> = plan.condemn.clone();
     doomed.extend(repacked.iter().map(condemned));
     if doomed.is_empty() && plan.adopt.is_empty() && new_packs.is_empty() {
@@ -227,14 +290,14 @@ fn mark(
             sessions: Vec::new(),
             packs: doomed,
         };
-        write_record(repo, &name, &unsealed)?;
+        write_record(t, &name, &unsealed)?;
         // Listed only now that the record is stored: any backup that starts later sees it.
         let sessions: Vec<String> = lock::list_locks(backend)?
             .into_iter()
             .map(|l| l.name)
             .filter(|n| n != me)
             .collect();
-        let sealed = seal(repo, &name, unsealed, &sessions)?;
+        let sealed = seal(t, &name, unsealed, &sessions)?;
         record = Some((name, sealed));
     }
 
@@ -267,7 +330,7 @@ fn mark(
 /// Copies the live blobs of the packs to repack into new packs and indexes them. Returns the new
 /// packs, the old packs that were copied (now safe to condemn) and the index file written.
 fn repack(
-    repo: &Repository,
+    t: &GcTarget<'_>,
     plan: &PackPlan,
     report: &mut PruneReport,
     progress: &dyn Progress,
@@ -275,8 +338,8 @@ fn repack(
     if plan.repack.is_empty() {
         return Ok((Vec::new(), Vec::new(), None));
     }
-    let backend = repo.backend();
-    let pack_size = repo.config().body.pack_size as usize;
+    let backend = t.backend();
+    let pack_size = t.pack_size;
     let total: u64 = plan.repack.iter().map(|r| r.pack.pack_len).sum();
     progress.start("repacking", Some(plan.repack.len() as u64), Some(total));
     let mut written: Vec<IndexedPack> = Vec::new();

@@ -8,12 +8,11 @@ use brr_core::id::{BlobId, IndexId, PackId};
 use brr_core::index::IndexedPack;
 use brr_storage::FileKind;
 
-use super::{PruneOptions, PrunePlan};
+use super::{GcTarget, PruneOptions, PrunePlan};
 use crate::error::{EngineError, Result};
 use crate::index::{read_index_files, read_pack_trailer};
 use crate::lock::list_locks;
 use crate::parallel::parallel_map;
-use crate::repo::Repository;
 
 /// The GC records of the repository, and whether each can be swept now.
 #[derive(Debug, Default)]
@@ -31,8 +30,8 @@ pub(crate) struct RecordState {
 
 /// Reads every GC record and lock. A record that does not parse stops the prune: it may condemn packs
 /// whose fate nobody could then decide.
-pub(crate) fn read_records(repo: &Repository, own_lock: Option<&str>) -> Result<RecordState> {
-    let backend = repo.backend();
+pub(crate) fn read_records(t: &GcTarget<'_>, own_lock: Option<&str>) -> Result<RecordState> {
+    let backend = t.backend();
     let mut st = RecordState::default();
     for f in backend.list(FileKind::Gc)? {
         match backend.read(FileKind::Gc, &f.name) {
@@ -100,12 +99,12 @@ pub(crate) struct PackPlan {
 /// Plans the mark phase against the current repository state. `already_condemned` are packs some
 /// existing GC record names: they are left to that record.
 pub(crate) fn plan_packs(
-    repo: &Repository,
+    t: &GcTarget<'_>,
     opts: &PruneOptions,
     records: &BTreeMap<String, GcRecord>,
     threads: usize,
 ) -> Result<PackPlan> {
-    let backend = repo.backend();
+    let backend = t.backend();
     let already_condemned: HashSet<PackId> = records
         .values()
         .flat_map(|r| r.packs.iter().map(|p| p.id))
@@ -122,11 +121,7 @@ pub(crate) fn plan_packs(
             live.entry(p.id).or_insert(p);
         }
     }
-    let snapshots = repo.list_snapshots()?;
-    let referenced: HashSet<BlobId> = snapshots
-        .iter()
-        .flat_map(|s| s.refs.iter().copied())
-        .collect();
+    let referenced: HashSet<BlobId> = (t.referenced)()?;
     let stored: HashMap<PackId, u64> = backend
         .list(FileKind::Pack)?
         .into_iter()

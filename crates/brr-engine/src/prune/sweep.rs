@@ -17,25 +17,20 @@ use brr_core::id::{BlobId, IndexId, PackId};
 use brr_core::index::IndexedPack;
 use brr_storage::FileKind;
 
-use super::PruneReport;
+use super::{GcTarget, PruneReport};
 use crate::error::{EngineError, Result};
 use crate::index::{read_index_files, read_pack_trailer, write_index_file};
-use crate::repo::Repository;
 
 /// Sweeps record `name`. The caller holds the exclusive lock and has verified that none of the
 /// record's sessions is still running.
 pub(super) fn sweep(
-    repo: &Repository,
+    t: &GcTarget<'_>,
     name: &str,
     record: &GcRecord,
     report: &mut PruneReport,
 ) -> Result<()> {
-    let backend = repo.backend();
-    let referenced: HashSet<BlobId> = repo
-        .list_snapshots()?
-        .iter()
-        .flat_map(|s| s.refs.iter().copied())
-        .collect();
+    let backend = t.backend();
+    let referenced: HashSet<BlobId> = (t.referenced)()?;
     let mut condemned_anywhere: HashSet<PackId> = HashSet::new();
     for f in backend.list(FileKind::Gc)? {
         match backend.read(FileKind::Gc, &f.name) {
