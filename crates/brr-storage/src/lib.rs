@@ -102,7 +102,7 @@ pub use kind::{
 pub use local::LocalBackend;
 pub use object::{DEFAULT_TIMEOUT, OpendalBackend, S3Config};
 pub use retry::{RetryPolicy, RetryingBackend};
-pub use url::{DEFAULT_S3_REGION, open_url};
+pub use url::{DEFAULT_S3_REGION, open_url, open_url_at};
 
 /// A file found by [`Backend::list`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

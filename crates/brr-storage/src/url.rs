@@ -67,6 +67,30 @@ fn open_url_with_env(
     }
 }
 
+/// Open the location `sub` (folders of `[0-9a-z-]` separated by `/`, e.g. `"<company>/<repo>"`) inside
+/// the location `base`, with the same backend as [`open_url`]: a sub-folder of a folder, a longer key
+/// prefix of an S3 location. For `memory:` the result is a new, empty in-memory repository (callers that
+/// need to reopen one keep the returned backend). A `sub` that could escape `base` (empty segments, `..`,
+/// upper case, dots) is [`StorageError::InvalidLocation`], before anything is opened.
+pub fn open_url_at(base: &str, sub: &str) -> Result<Arc<dyn Backend>, StorageError> {
+    let bad_sub = sub.is_empty()
+        || sub
+            .split('/')
+            .any(|seg| crate::validate_name(crate::FileKind::Index, seg).is_err());
+    if bad_sub {
+        return Err(StorageError::InvalidLocation {
+            location: base.to_owned(),
+            reason: format!("sub-location {sub:?} must be folders of [0-9a-z-] separated by /"),
+        });
+    }
+    match split_scheme(base) {
+        None => open_url(&format!("local:{}/{sub}", base.trim_end_matches('/'))),
+        Some(("local", rest)) => open_url(&format!("local:{}/{sub}", rest.trim_end_matches('/'))),
+        Some(("s3", _)) => open_url(&format!("{}/{sub}", base.trim_end_matches('/'))),
+        Some(_) => open_url(base),
+    }
+}
+
 /// `Some((scheme, rest))` if `s` starts with a URL scheme of at least two characters (a single letter is
 /// a Windows drive, a `/` before the colon means a path).
 fn split_scheme(s: &str) -> Option<(&str, &str)> {
@@ -176,6 +200,22 @@ mod tests {
                 "{bad:?}: {err:?}"
             );
             assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn sub_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let b = open_url_at(base, "c1/r1").unwrap();
+        b.create().unwrap();
+        b.write(crate::FileKind::Snapshot, "s", b"x").unwrap();
+        assert!(dir.path().join("c1/r1/snapshots/s").is_file());
+        let b = open_url_at(&format!("local:{base}/"), "c1/r1").unwrap();
+        assert_eq!(b.read(crate::FileKind::Snapshot, "s").unwrap(), b"x");
+        assert!(open_url_at("memory:", "a/b").is_ok());
+        for bad in ["", "..", "a/../b", "a//b", "/a", "A", "a/.x"] {
+            assert!(open_url_at(base, bad).is_err(), "{bad:?}");
         }
     }
 

@@ -68,6 +68,31 @@ pub struct Config {
     pub mail_from: String,
     /// SMTP relay; when absent, mails are written as `.eml` files to `<data_dir>/outbox`.
     pub smtp: Option<SmtpConfig>,
+    /// The repository store (`[store]`).
+    pub store: StoreConfig,
+}
+
+/// Where and how repositories are stored (`[store]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Any `brr_storage::open_url` location (a folder, `s3:https://HOST/BUCKET/PREFIX`); default
+    /// `<data_dir>/repos`. A repository lives at `<company id>/<repository id>/` inside it.
+    pub url: Option<String>,
+    /// Largest accepted file upload in bytes (a body is held in memory while it is checked).
+    pub max_upload_bytes: u64,
+    /// Uploads processed at once; further uploads wait.
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            max_upload_bytes: (1 << 30) + 64 * 1024,
+            max_concurrent_uploads: 4,
+        }
+    }
 }
 
 /// An SMTP relay (implicit TLS or STARTTLS).
@@ -119,6 +144,7 @@ impl Default for Config {
             audit_checkpoint_every: 100,
             mail_from: "brrd@localhost".into(),
             smtp: None,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -171,7 +197,25 @@ impl Config {
                 "audit_checkpoint_every must be positive".into(),
             ));
         }
+        if self.store.max_upload_bytes < 1024 {
+            return Err(Error::Config(
+                "store.max_upload_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.store.max_concurrent_uploads == 0 {
+            return Err(Error::Config(
+                "store.max_concurrent_uploads must be positive".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The repository store location in effect.
+    pub fn store_url(&self) -> String {
+        self.store
+            .url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("repos").display().to_string())
     }
 
     /// The database URL in effect.

@@ -54,6 +54,39 @@ pub enum Error {
     /// Self-registration is disabled and no invitation exists.
     #[error("registration requires an invitation")]
     RegistrationClosed,
+    /// A company quota would be exceeded; the message gives used and limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The repository is append-only and the operation would delete or hide data.
+    #[error("{0}")]
+    AppendOnly(String),
+    /// An uploaded file's name is not the BLAKE3 of its bytes.
+    #[error("{0}")]
+    NameMismatch(String),
+    /// An uploaded pack's trailer does not decode or does not fill the pack.
+    #[error("{0}")]
+    BadPack(String),
+    /// An uploaded index file, snapshot, lock or GC record does not decode.
+    #[error("{0}")]
+    BadFile(String),
+    /// A snapshot references blobs the repository does not hold in a usable pack.
+    #[error("{0}")]
+    MissingBlobs(String),
+    /// The file exists and may not be replaced.
+    #[error("{0}")]
+    Exists(String),
+    /// A request body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A `Range` outside the file.
+    #[error("range outside the file of {size} bytes")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
+    /// The repository store failed.
+    #[error("store: {0}")]
+    Storage(String),
     /// Configuration error (start-up only).
     #[error("configuration: {0}")]
     Config(String),
@@ -87,16 +120,52 @@ impl Error {
             Error::BadCode => "auth.bad_code",
             Error::WeakPassword(_) => "auth.weak_password",
             Error::RegistrationClosed => "auth.registration_closed",
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::AppendOnly(_) => "append_only",
+            Error::NameMismatch(_) => "name_mismatch",
+            Error::BadPack(_) => "bad_pack",
+            Error::BadFile(_) => "bad_file",
+            Error::MissingBlobs(_) => "missing_blobs",
+            Error::Exists(_) => "exists",
+            Error::TooLarge(_) => "too_large",
+            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::Config(_) => "config",
-            Error::Database(_) | Error::Migrate(_) | Error::Io(_) | Error::Internal(_) => {
-                "internal"
-            }
+            Error::Database(_)
+            | Error::Migrate(_)
+            | Error::Io(_)
+            | Error::Internal(_)
+            | Error::Storage(_) => "internal",
         }
     }
 
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+
+    /// Whether this is a refusal worth counting in metrics and the audit trail (quota, append-only,
+    /// failed upload verification), as its stable code.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            Error::QuotaExceeded(_)
+            | Error::AppendOnly(_)
+            | Error::NameMismatch(_)
+            | Error::BadPack(_)
+            | Error::BadFile(_)
+            | Error::MissingBlobs(_)
+            | Error::Exists(_)
+            | Error::TooLarge(_) => Some(self.code()),
+            _ => None,
+        }
+    }
+
+    /// Maps a store failure: a missing file is [`Error::NotFound`], anything else internal.
+    pub fn storage(e: brr_storage::StorageError) -> Self {
+        if e.is_not_found() {
+            Error::NotFound
+        } else {
+            Error::Storage(e.to_string())
+        }
     }
 
     /// Shorthand for [`Error::Internal`].

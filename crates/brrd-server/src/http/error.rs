@@ -17,9 +17,15 @@ pub struct HttpError {
     code: &'static str,
     message: String,
     retry_after_secs: Option<i64>,
+    range_size: Option<u64>,
 }
 
 impl HttpError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -31,6 +37,7 @@ impl HttpError {
             code: "request.invalid",
             message,
             retry_after_secs: None,
+            range_size: None,
         }
     }
 }
@@ -43,14 +50,24 @@ impl From<Error> for HttpError {
                 StatusCode::UNAUTHORIZED
             }
             Error::Locked { .. } | Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Forbidden | Error::RegistrationClosed => StatusCode::FORBIDDEN,
+            Error::Forbidden
+            | Error::RegistrationClosed
+            | Error::QuotaExceeded(_)
+            | Error::AppendOnly(_) => StatusCode::FORBIDDEN,
+            Error::NameMismatch(_) | Error::BadPack(_) | Error::BadFile(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::MissingBlobs(_) | Error::Exists(_) => StatusCode::CONFLICT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Config(_)
             | Error::Database(_)
             | Error::Migrate(_)
             | Error::Io(_)
-            | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | Error::Internal(_)
+            | Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after_secs = match &e {
             Error::Locked { minutes } | Error::Throttled { minutes } => Some(minutes * 60),
@@ -67,6 +84,10 @@ impl From<Error> for HttpError {
             code: e.code(),
             message,
             retry_after_secs,
+            range_size: match &e {
+                Error::RangeNotSatisfiable { size } => Some(*size),
+                _ => None,
+            },
         }
     }
 }
@@ -84,6 +105,11 @@ impl IntoResponse for HttpError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Some(size) = self.range_size
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

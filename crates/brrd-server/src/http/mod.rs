@@ -6,12 +6,14 @@
 //! matched route that has no rule, so a route cannot be added without an access rule. The
 //! integration tests walk the same list to try every endpoint as outsiders and lower roles.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod identity;
 pub mod openapi;
 pub mod ops;
+pub mod repos;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +79,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut v = auth::endpoints();
     v.extend(identity::endpoints());
     v.extend(audit::endpoints());
+    v.extend(repos::endpoints());
+    v.extend(agents::endpoints());
     v.extend(openapi::endpoints());
     v
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::Json;
-use super::{Endpoint, audit, auth, identity};
+use super::{Endpoint, agents, audit, auth, identity, repos};
 use crate::service::access::Access;
 
 /// The endpoints of this module with their access rules.
@@ -34,7 +34,7 @@ impl Modify for BearerAuth {
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "brrd API", description = "Tenants, identity, access control and audit of the brr service."),
+    info(title = "brrd API", description = "Tenants, identity, access control, audit, repositories, agents and quotas of the brr service."),
     modifiers(&BearerAuth),
     paths(
         auth::login, auth::refresh, auth::logout, auth::logout_all, auth::register, auth::register_verify,
@@ -45,6 +45,10 @@ impl Modify for BearerAuth {
         identity::revoke_invitation, identity::list_api_keys, identity::create_api_key,
         identity::revoke_api_key, identity::directory, identity::directory_entry,
         audit::query, audit::verify, audit::export,
+        repos::list_repos, repos::create_repo, repos::get_repo, repos::update_repo, repos::list_files,
+        repos::get_file, repos::head_file, repos::put_file, repos::delete_file, repos::lookup_blobs,
+        agents::enroll, agents::list_agents, agents::revoke_agent, agents::get_quota, agents::set_quota,
+        agents::usage,
     ),
     components(schemas(brr_api::ErrorBody, brr_api::ApiError))
 )]

@@ -1,8 +1,9 @@
 //! The operations listener (`/healthz`, `/readyz`, `/metrics`, plain HTTP on a private address) and
 //! the plain-HTTP listener that only redirects to HTTPS.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,13 +12,18 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::service::Service;
+use crate::service::quotas::QuotaGauge;
 
-/// Request and login counters, exposed in the Prometheus text format.
+/// Request, login and repository counters, exposed in the Prometheus text format.
 #[derive(Debug, Default)]
 pub struct Metrics {
     by_class: [AtomicU64; 6],
     logins_ok: AtomicU64,
     logins_failed: AtomicU64,
+    uploaded_bytes: AtomicU64,
+    uploads: AtomicU64,
+    snapshots: AtomicU64,
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -35,6 +41,22 @@ impl Metrics {
             &self.logins_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a stored upload of `bytes` (and a committed snapshot).
+    pub fn record_upload(&self, bytes: u64, snapshot: bool) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.uploaded_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if snapshot {
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a refused repository operation by its error code.
+    pub fn record_refusal(&self, reason: &'static str) {
+        if let Ok(mut m) = self.refusals.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
     }
 
     /// The Prometheus exposition text.
@@ -57,6 +79,38 @@ impl Metrics {
             self.logins_ok.load(Ordering::Relaxed),
             self.logins_failed.load(Ordering::Relaxed)
         ));
+        for (name, help, v) in [
+            (
+                "brrd_repo_uploaded_bytes_total",
+                "Bytes of repository files stored.",
+                &self.uploaded_bytes,
+            ),
+            (
+                "brrd_repo_uploads_total",
+                "Repository files stored.",
+                &self.uploads,
+            ),
+            (
+                "brrd_repo_snapshots_committed_total",
+                "Snapshots committed.",
+                &self.snapshots,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(
+            "# HELP brrd_repo_refusals_total Refused repository operations by reason.\n# TYPE brrd_repo_refusals_total counter\n",
+        );
+        if let Ok(m) = self.refusals.lock() {
+            for (reason, n) in m.iter() {
+                out.push_str(&format!(
+                    "brrd_repo_refusals_total{{reason=\"{reason}\"}} {n}\n"
+                ));
+            }
+        }
         out
     }
 }
@@ -87,11 +141,39 @@ async fn readyz(State(st): State<OpsState>) -> Response {
 }
 
 async fn metrics_text(State(st): State<OpsState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
-        .into_response()
+    let mut text = st.metrics.render();
+    match st.svc.quota_gauges().await {
+        Ok(gauges) => text.push_str(&render_quota(&gauges)),
+        Err(e) => tracing::warn!(error = %e, "quota gauges unavailable"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Stored bytes and limits per company, as gauges.
+fn render_quota(gauges: &[QuotaGauge]) -> String {
+    let mut out = String::from(
+        "# HELP brrd_company_stored_bytes Bytes stored in a company's repositories.\n\
+         # TYPE brrd_company_stored_bytes gauge\n",
+    );
+    for g in gauges {
+        out.push_str(&format!(
+            "brrd_company_stored_bytes{{company=\"{}\"}} {}\n",
+            g.company_id, g.stored_bytes
+        ));
+    }
+    out.push_str(
+        "# HELP brrd_company_quota_bytes A company's storage quota (absent: unlimited).\n\
+         # TYPE brrd_company_quota_bytes gauge\n",
+    );
+    for g in gauges {
+        if let Some(max) = g.max_stored_bytes {
+            out.push_str(&format!(
+                "brrd_company_quota_bytes{{company=\"{}\"}} {max}\n",
+                g.company_id
+            ));
+        }
+    }
+    out
 }
 
 /// The redirect application: every request gets `308` to the same path on `https://host:https_port`.
@@ -130,6 +212,31 @@ fn strip_port(host: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repository_counters_render() {
+        let m = super::Metrics::default();
+        m.record_upload(100, false);
+        m.record_upload(50, true);
+        m.record_refusal("quota_exceeded");
+        m.record_refusal("quota_exceeded");
+        let t = m.render();
+        assert!(t.contains("brrd_repo_uploaded_bytes_total 150\n"), "{t}");
+        assert!(t.contains("brrd_repo_snapshots_committed_total 1\n"), "{t}");
+        assert!(
+            t.contains("brrd_repo_refusals_total{reason=\"quota_exceeded\"} 2\n"),
+            "{t}"
+        );
+        let g = super::render_quota(&[super::QuotaGauge {
+            company_id: "c".into(),
+            stored_bytes: 5,
+            max_stored_bytes: Some(9),
+        }]);
+        assert!(
+            g.contains("brrd_company_quota_bytes{company=\"c\"} 9\n"),
+            "{g}"
+        );
+    }
+
     #[test]
     fn strip_port_handles_ipv6() {
         assert_eq!(super::strip_port("example.com:80"), "example.com");

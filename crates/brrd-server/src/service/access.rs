@@ -25,12 +25,15 @@ pub enum Principal {
         /// Session id.
         session_id: String,
     },
-    /// A machine (backup agent) with an API key.
+    /// A machine: a company API key (`brr_…`, which only enrols agents and reads `/me`), or an agent
+    /// enrolled with one (`brra_…`, which backs up).
     Agent {
-        /// Key id.
+        /// The API key, or the key the agent enrolled with.
         key_id: String,
         /// Company the key belongs to.
         company_id: String,
+        /// The enrolled agent; `None` for the API key itself.
+        agent_id: Option<String>,
     },
 }
 
@@ -39,7 +42,10 @@ impl Principal {
     pub fn actor(&self) -> String {
         match self {
             Principal::User { id, .. } => format!("user:{id}"),
-            Principal::Agent { key_id, .. } => format!("agent:{key_id}"),
+            Principal::Agent {
+                agent_id: Some(id), ..
+            } => format!("agent:{id}"),
+            Principal::Agent { key_id, .. } => format!("api_key:{key_id}"),
         }
     }
 
@@ -58,6 +64,14 @@ impl Principal {
             Principal::Agent { .. } => None,
         }
     }
+
+    /// The enrolled agent's id, if the caller is one.
+    pub fn agent_id(&self) -> Option<&str> {
+        match self {
+            Principal::Agent { agent_id, .. } => agent_id.as_deref(),
+            Principal::User { .. } => None,
+        }
+    }
 }
 
 /// Who may call an endpoint; declared next to every handler.
@@ -71,6 +85,11 @@ pub enum Access {
     Users,
     /// Persons with one of these roles.
     Roles(&'static [Role]),
+    /// Company API keys only (enrolment).
+    ApiKeys,
+    /// Any logged-in person or enrolled agent, not a bare API key (repositories; the fine-grained
+    /// rules are `service::repos::rules`).
+    Members,
 }
 
 impl Access {
@@ -84,6 +103,14 @@ impl Access {
             (Access::Roles(roles), Some(Principal::User { role, .. })) if roles.contains(role) => {
                 Ok(())
             }
+            (Access::Members, Some(Principal::User { .. })) => Ok(()),
+            (
+                Access::Members,
+                Some(Principal::Agent {
+                    agent_id: Some(_), ..
+                }),
+            ) => Ok(()),
+            (Access::ApiKeys, Some(Principal::Agent { agent_id: None, .. })) => Ok(()),
             _ => Err(Error::Forbidden),
         }
     }
@@ -204,6 +231,9 @@ impl Service {
     /// Resolves a bearer credential to a principal, checking on every request that the user is still
     /// active, the session is not revoked, the API key is not revoked and the company is not suspended.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal> {
+        if let Some(rest) = bearer.strip_prefix("brra_") {
+            return self.authenticate_agent(rest).await;
+        }
         if let Some(rest) = bearer.strip_prefix("brr_") {
             return self.authenticate_key(rest).await;
         }
@@ -255,6 +285,7 @@ impl Service {
         Ok(Principal::Agent {
             key_id: id.to_string(),
             company_id: row.company_id,
+            agent_id: None,
         })
     }
 }
@@ -289,6 +320,7 @@ mod tests {
                 Principal::Agent {
                     key_id: "k".into(),
                     company_id: "a".into(),
+                    agent_id: None,
                 },
                 Manage,
                 false,
@@ -297,6 +329,7 @@ mod tests {
                 Principal::Agent {
                     key_id: "k".into(),
                     company_id: "b".into(),
+                    agent_id: Some("g".into()),
                 },
                 Read,
                 false,

@@ -1,13 +1,17 @@
-//! Domain logic: identity, sessions, companies, the directory and the audit trail, independent of HTTP.
+//! Domain logic: identity, sessions, companies, the directory, the audit trail, repositories, agents
+//! and quotas, independent of HTTP.
 //!
 //! Every operation takes a [`Ctx`] (who is calling, from where) and returns a typed [`Error`]. Company
 //! scope and roles are enforced in one place, [`access`].
 
 pub mod access;
+pub mod agents;
 pub mod auth;
 pub mod codes;
 pub mod companies;
 pub mod directory;
+pub mod quotas;
+pub mod repos;
 pub mod signup;
 pub mod totp;
 pub mod users;
@@ -76,6 +80,8 @@ pub struct Service {
     pub mailer: Arc<dyn Mailer>,
     /// The audit trail.
     pub audit: AuditLog,
+    /// The repository store.
+    pub store: repos::Store,
     tokens: TokenKeys,
     keys: Arc<Keys>,
     dummy_hash: String,
@@ -158,6 +164,7 @@ impl Service {
     pub fn new(db: Db, config: Arc<Config>, keys: Arc<Keys>, deps: Deps) -> Result<Self> {
         let tokens = TokenKeys::new(&keys, &config.issuer, config.access_token_ttl_secs)?;
         let audit = AuditLog::new(db.clone(), keys.clone(), config.audit_checkpoint_every);
+        let store = repos::Store::new(config.store_url(), &config.store)?;
         let dummy_hash =
             crate::crypto::hash_password(deps.rng.as_ref(), "dummy password for timing")?;
         Ok(Service {
@@ -167,6 +174,7 @@ impl Service {
             rng: deps.rng,
             mailer: deps.mailer,
             audit,
+            store,
             tokens,
             keys,
             dummy_hash,

@@ -19,7 +19,9 @@ impl Service {
                     company_id: company_id.clone(),
                 })
             }
-            Principal::Agent { key_id, company_id } => Ok(Me {
+            Principal::Agent {
+                key_id, company_id, ..
+            } => Ok(Me {
                 user: None,
                 api_key_id: Some(key_id.clone()),
                 company_id: Some(company_id.clone()),

@@ -83,6 +83,37 @@ fn probes() -> HashMap<(&'static str, &'static str), Option<Value>> {
         ),
         (("GET", "/api/v1/directory"), None),
         (("GET", "/api/v1/directory/{user_id}"), None),
+        (("GET", "/api/v1/repos"), None),
+        (("POST", "/api/v1/repos"), Some(json!({"name": "evil"}))),
+        (("GET", "/api/v1/repos/{repo}"), None),
+        (
+            ("PATCH", "/api/v1/repos/{repo}"),
+            Some(json!({"append_only": false})),
+        ),
+        (("GET", "/api/v1/repos/{repo}/files/{kind}"), None),
+        (("GET", "/api/v1/repos/{repo}/files/{kind}/{name}"), None),
+        (("HEAD", "/api/v1/repos/{repo}/files/{kind}/{name}"), None),
+        (
+            ("PUT", "/api/v1/repos/{repo}/files/{kind}/{name}"),
+            Some(json!({"kind": "shared"})),
+        ),
+        (("DELETE", "/api/v1/repos/{repo}/files/{kind}/{name}"), None),
+        (
+            ("POST", "/api/v1/repos/{repo}/blobs/lookup"),
+            Some(json!({"ids": ["00".repeat(32)]})),
+        ),
+        (
+            ("POST", "/api/v1/agents/enroll"),
+            Some(json!({"name": "evil"})),
+        ),
+        (("GET", "/api/v1/agents"), None),
+        (("DELETE", "/api/v1/agents/{agent_id}"), None),
+        (("GET", "/api/v1/companies/{company_id}/quota"), None),
+        (
+            ("PUT", "/api/v1/companies/{company_id}/quota"),
+            Some(json!({"max_stored_bytes": 1})),
+        ),
+        (("GET", "/api/v1/companies/{company_id}/usage"), None),
         (("GET", "/api/v1/audit"), None),
         (("GET", "/api/v1/audit/verify"), None),
         (("GET", "/api/v1/audit/export"), None),
@@ -109,6 +140,31 @@ struct World {
     a_key_secret: String,
     b_user: String,
     b_invitation: String,
+    /// A's repository, A's enrolled agent and the lock it uploaded.
+    a_repo: String,
+    a_agent: String,
+    a_lock: String,
+}
+
+/// A lock file as the engine writes it.
+pub fn lock_json() -> Vec<u8> {
+    br#"{"kind":"shared","purpose":"backup","hostname":"h","pid":1,"username":"u","created":"2026-11-23T10:00:00+01:00"}"#.to_vec()
+}
+
+/// Enrols an agent with an API key; returns (agent id, token).
+pub async fn enroll(t: &TestServer, api_key: &str, name: &str) -> (String, String) {
+    let (s, b) = t
+        .post(
+            "/api/v1/agents/enroll",
+            Some(api_key),
+            json!({"name": name}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    (
+        b["agent_id"].as_str().unwrap().to_string(),
+        b["token"].as_str().unwrap().to_string(),
+    )
 }
 
 async fn me_id(t: &TestServer, tok: &str) -> String {
@@ -180,6 +236,26 @@ async fn world(t: &TestServer) -> (World, Vec<Caller>) {
     };
     let (a_key, a_key_secret) = key(a.clone(), aa.clone()).await;
     let (_, kb) = key(b.clone(), ba.clone()).await;
+    let (a_agent, a_agent_token) = enroll(t, &a_key_secret, "host-a").await;
+    let (_, b_agent_token) = enroll(t, &kb, "host-b").await;
+    let (s, r) = t
+        .post("/api/v1/repos", Some(&aa), json!({"name": "main"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let a_repo = r["id"].as_str().unwrap().to_string();
+    let a_lock = "0123456789abcdef0123456789abcdef".to_string();
+    let resp = t
+        .client
+        .put(format!(
+            "{}/api/v1/repos/{a_repo}/files/locks/{a_lock}",
+            t.base
+        ))
+        .bearer_auth(&a_agent_token)
+        .body(lock_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
     let w = World {
         a_user: me_id(t, &au).await,
         a_admin: me_id(t, &aa).await,
@@ -190,6 +266,9 @@ async fn world(t: &TestServer) -> (World, Vec<Caller>) {
         a_key,
         a_key_secret: a_key_secret.clone(),
         b_invitation,
+        a_repo,
+        a_agent,
+        a_lock,
         a: a.clone(),
         b: b.clone(),
     };
@@ -218,8 +297,29 @@ async fn world(t: &TestServer) -> (World, Vec<Caller>) {
             principal: Some(Principal::Agent {
                 key_id: String::new(),
                 company_id: b.clone(),
+                agent_id: None,
             }),
             insider: false,
+        },
+        Caller {
+            name: "enrolled agent of B",
+            token: Some(b_agent_token),
+            principal: Some(Principal::Agent {
+                key_id: String::new(),
+                company_id: b.clone(),
+                agent_id: Some(String::new()),
+            }),
+            insider: false,
+        },
+        Caller {
+            name: "enrolled agent of A",
+            token: Some(a_agent_token),
+            principal: Some(Principal::Agent {
+                key_id: String::new(),
+                company_id: a.clone(),
+                agent_id: Some(String::new()),
+            }),
+            insider: true,
         },
         Caller {
             name: "user of A",
@@ -233,6 +333,7 @@ async fn world(t: &TestServer) -> (World, Vec<Caller>) {
             principal: Some(Principal::Agent {
                 key_id: String::new(),
                 company_id: a.clone(),
+                agent_id: None,
             }),
             insider: true,
         },
@@ -258,6 +359,10 @@ fn fill(path: &str, w: &World, company: &str) -> String {
         .replace("{user_id}", &w.a_user)
         .replace("{invitation_id}", &w.a_invitation)
         .replace("{key_id}", &w.a_key)
+        .replace("{repo}", &w.a_repo)
+        .replace("{kind}", "locks")
+        .replace("{name}", &w.a_lock)
+        .replace("{agent_id}", &w.a_agent)
 }
 
 fn denied(s: StatusCode) -> bool {
@@ -315,7 +420,7 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
                         c.name
                     );
                     assert!(
-                        b["error"]["code"].is_string(),
+                        e.method == axum::http::Method::HEAD || b["error"]["code"].is_string(),
                         "JSON error for {} {}",
                         e.method,
                         e.path
@@ -388,6 +493,20 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
         assert_eq!(s, StatusCode::OK, "A's agent key still works");
         let (_, c) = t.get(&format!("/api/v1/companies/{}", w.a), &aa).await;
         assert_eq!(c["visibility"], "private");
+        // A's repository, its lock and its agent survived every attempt.
+        let (s, r) = t.get(&format!("/api/v1/repos/{}", w.a_repo), &aa).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(r["append_only"], false);
+        let (_, locks) = t
+            .get(&format!("/api/v1/repos/{}/files/locks", w.a_repo), &aa)
+            .await;
+        assert!(locks.to_string().contains(&w.a_lock), "{locks}");
+        let (_, agents) = t.get("/api/v1/agents", &aa).await;
+        assert!(agents[0]["revoked_at"].is_null(), "{agents}");
+        let (_, q) = t
+            .get(&format!("/api/v1/companies/{}/quota", w.a), &aa)
+            .await;
+        assert!(q["max_stored_bytes"].is_null(), "{q}");
         let _ = (&w.b_user, &w.b_invitation, &w.b);
         t.running.shutdown().await;
     }

@@ -1,0 +1,234 @@
+//! Per-company quotas (stored bytes, snapshots, agents) and usage: set by provider admins, read by
+//! company admins and provider staff, checked before anything is stored or enrolled.
+
+use brr_api::identity::Role;
+use brr_api::repos::{CompanyUsage, Quota};
+
+use super::access::{Need, company_scope};
+use super::repos::dedup_ratio;
+use super::{Ctx, Service};
+use crate::error::{Error, Result};
+
+/// One company's stored bytes against its limit, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaGauge {
+    /// Company.
+    pub company_id: String,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// Limit, if any.
+    pub max_stored_bytes: Option<u64>,
+}
+
+fn to_i64(v: Option<u64>, what: &str) -> Result<Option<i64>> {
+    v.map(|n| i64::try_from(n).map_err(|_| Error::invalid(format!("{what} is too large"))))
+        .transpose()
+}
+
+fn to_u64(v: Option<i64>) -> Option<u64> {
+    v.map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+impl Service {
+    /// Company admins of the company and provider staff may read quota and usage.
+    fn check_usage_reader(&self, ctx: &Ctx, company_id: &str) -> Result<()> {
+        let p = ctx.principal()?;
+        match p.role() {
+            Some(r) if r.is_provider() => company_scope(p, company_id, Need::Read),
+            Some(Role::CompanyAdmin) => company_scope(p, company_id, Need::Manage),
+            _ => match company_scope(p, company_id, Need::Read) {
+                Ok(()) => Err(Error::Forbidden),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// The stored limits of a company (all `None` when none were set).
+    pub async fn load_quota(&self, company_id: &str) -> Result<Quota> {
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT max_stored_bytes, max_snapshots, max_agents FROM company_quotas WHERE company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row
+            .map(|(b, s, a)| Quota {
+                max_stored_bytes: to_u64(b),
+                max_snapshots: to_u64(s),
+                max_agents: to_u64(a),
+            })
+            .unwrap_or_default())
+    }
+
+    /// `GET /companies/{company_id}/quota`.
+    pub async fn get_quota(&self, ctx: &Ctx, company_id: &str) -> Result<Quota> {
+        self.check_usage_reader(ctx, company_id)?;
+        self.company_status(company_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.load_quota(company_id).await
+    }
+
+    /// `PUT /companies/{company_id}/quota` (provider admins).
+    pub async fn set_quota(&self, ctx: &Ctx, company_id: &str, q: &Quota) -> Result<Quota> {
+        let p = ctx.principal()?;
+        if p.role() != Some(Role::ProviderAdmin) {
+            return Err(Error::Forbidden);
+        }
+        self.company_status(company_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let bytes = to_i64(q.max_stored_bytes, "max_stored_bytes")?;
+        let snaps = to_i64(q.max_snapshots, "max_snapshots")?;
+        let agents = to_i64(q.max_agents, "max_agents")?;
+        sqlx::query(
+            "INSERT INTO company_quotas (company_id, max_stored_bytes, max_snapshots, max_agents, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (company_id) DO UPDATE SET \
+             max_stored_bytes = excluded.max_stored_bytes, max_snapshots = excluded.max_snapshots, \
+             max_agents = excluded.max_agents, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(company_id)
+        .bind(bytes)
+        .bind(snaps)
+        .bind(agents)
+        .bind(self.now())
+        .bind(p.actor())
+        .execute(&self.db.pool)
+        .await?;
+        let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |n| n.to_string());
+        self.record(
+            ctx,
+            Some(company_id),
+            "quota.set",
+            &format!("company:{company_id}"),
+            "success",
+            &format!(
+                "max_stored_bytes={} max_snapshots={} max_agents={}",
+                show(q.max_stored_bytes),
+                show(q.max_snapshots),
+                show(q.max_agents)
+            ),
+        )
+        .await?;
+        self.load_quota(company_id).await
+    }
+
+    /// Bytes stored over all of a company's repositories.
+    pub async fn company_stored_bytes(&self, company_id: &str) -> Result<u64> {
+        let (packs,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(p.size), 0) AS BIGINT) FROM repo_packs p JOIN repositories r ON r.id = p.repo_id WHERE r.company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_one(&self.db.pool)
+        .await?;
+        let (files,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(f.size), 0) AS BIGINT) FROM repo_files f JOIN repositories r ON r.id = f.repo_id WHERE r.company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(u64::try_from(packs + files).unwrap_or(0))
+    }
+
+    /// Snapshots over all of a company's repositories.
+    pub async fn company_snapshots(&self, company_id: &str) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM repo_snapshots s JOIN repositories r ON r.id = s.repo_id WHERE r.company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Unrevoked agents of a company.
+    pub async fn company_agents(&self, company_id: &str) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM agents WHERE company_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(company_id)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Refuses storing `extra` more bytes past the company's limit.
+    pub async fn check_quota_bytes(&self, company_id: &str, extra: u64) -> Result<()> {
+        if let Some(max) = self.load_quota(company_id).await?.max_stored_bytes {
+            let used = self.company_stored_bytes(company_id).await?;
+            if used.saturating_add(extra) > max {
+                return Err(Error::QuotaExceeded(format!(
+                    "storage quota exceeded: {used} of {max} bytes used, this upload needs {extra} more"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses one more snapshot past the company's limit.
+    pub async fn check_quota_snapshots(&self, company_id: &str) -> Result<()> {
+        if let Some(max) = self.load_quota(company_id).await?.max_snapshots {
+            let used = self.company_snapshots(company_id).await?;
+            if used >= max {
+                return Err(Error::QuotaExceeded(format!(
+                    "snapshot quota exceeded: {used} of {max} snapshots stored"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses one more agent past the company's limit.
+    pub async fn check_quota_agents(&self, company_id: &str) -> Result<()> {
+        if let Some(max) = self.load_quota(company_id).await?.max_agents {
+            let used = self.company_agents(company_id).await?;
+            if used >= max {
+                return Err(Error::QuotaExceeded(format!(
+                    "agent quota exceeded: {used} of {max} agents enrolled"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /companies/{company_id}/usage`.
+    pub async fn company_usage(&self, ctx: &Ctx, company_id: &str) -> Result<CompanyUsage> {
+        self.check_usage_reader(ctx, company_id)?;
+        self.company_status(company_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let repositories = self
+            .with_usage(self.company_repos(company_id).await?)
+            .await?;
+        let logical: u64 = repositories.iter().map(|r| r.usage.logical_bytes).sum();
+        let packs: u64 = repositories.iter().map(|r| r.usage.pack_bytes).sum();
+        Ok(CompanyUsage {
+            company_id: company_id.to_string(),
+            quota: self.load_quota(company_id).await?,
+            stored_bytes: self.company_stored_bytes(company_id).await?,
+            snapshots: self.company_snapshots(company_id).await?,
+            agents: self.company_agents(company_id).await?,
+            logical_bytes: logical,
+            dedup_ratio: dedup_ratio(logical, packs),
+            repositories,
+        })
+    }
+
+    /// Stored bytes and limit of every company that stores something or has a limit (metrics).
+    pub async fn quota_gauges(&self) -> Result<Vec<QuotaGauge>> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT company_id FROM repositories UNION SELECT company_id FROM company_quotas ORDER BY 1",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (c,) in ids {
+            out.push(QuotaGauge {
+                stored_bytes: self.company_stored_bytes(&c).await?,
+                max_stored_bytes: self.load_quota(&c).await?.max_stored_bytes,
+                company_id: c,
+            });
+        }
+        Ok(out)
+    }
+}
