@@ -303,3 +303,91 @@ fn check_exclusive(backend: &dyn Backend, mine: Option<&str>, stale: StaleJudge<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use brr_storage::{CountingBackend, OpendalBackend};
+
+    fn memory() -> Arc<CountingBackend<OpendalBackend>> {
+        Arc::new(CountingBackend::new(OpendalBackend::memory().unwrap()))
+    }
+
+    #[test]
+    fn a_fresh_lock_is_rewritten_with_the_same_bytes_until_released() {
+        let backend = memory();
+        let mut lock = acquire(backend.clone(), LockKind::Shared, "backup").unwrap();
+        let name = lock.name().to_string();
+        let original = backend.read(FileKind::Lock, &name).unwrap();
+        let taken = backend.counts().writes;
+        lock.keep_fresh(Duration::from_millis(1));
+        // Wait for a few refreshes (bounded, so a broken refresher fails instead of hanging).
+        for _ in 0..100_000 {
+            if backend.counts().writes >= taken + 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(backend.counts().writes >= taken + 3, "refreshed");
+        assert_eq!(backend.read(FileKind::Lock, &name).unwrap(), original);
+        lock.release().unwrap();
+        let after = backend.counts().writes;
+        assert!(backend.list(FileKind::Lock).unwrap().is_empty());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            backend.counts().writes,
+            after,
+            "the refresher stopped with the release"
+        );
+    }
+
+    #[test]
+    fn a_lock_removed_by_someone_else_is_not_written_again() {
+        let backend = memory();
+        let lock = acquire(backend.clone(), LockKind::Shared, "backup").unwrap();
+        let name = lock.name().to_string();
+        assert!(refresh(backend.as_ref(), &name, &lock.bytes));
+        backend.remove(FileKind::Lock, &name).unwrap();
+        let writes = backend.counts().writes;
+        assert!(
+            !refresh(backend.as_ref(), &name, &lock.bytes),
+            "stop refreshing"
+        );
+        assert_eq!(backend.counts().writes, writes);
+        assert!(backend.list(FileKind::Lock).unwrap().is_empty());
+        drop(lock);
+    }
+
+    #[test]
+    fn exclusive_lock_removes_what_the_judge_finds_stale_and_respects_the_rest() {
+        let backend = memory();
+        let other = LockFile {
+            kind: LockKind::Exclusive,
+            purpose: "gc".into(),
+            hostname: "elsewhere".into(),
+            pid: 7,
+            username: "u".into(),
+            created: now(),
+        };
+        backend
+            .write(FileKind::Lock, "aaaa", &other.encode().unwrap())
+            .unwrap();
+        // The machine's own rule cannot judge another host's lock: it blocks.
+        let e = acquire(backend.clone(), LockKind::Exclusive, "prune").unwrap_err();
+        assert_eq!(e.code(), "BRR-E007");
+        // A judge that knows it ended removes it.
+        let judge = |name: &str, l: Option<&LockFile>| name == "aaaa" && l.is_some();
+        let listed = list_locks_judged(backend.as_ref(), &judge).unwrap();
+        assert!(listed.len() == 1 && listed[0].stale);
+        let mine = acquire_judged(backend.clone(), LockKind::Exclusive, "gc", &judge).unwrap();
+        let names: Vec<String> = backend
+            .list(FileKind::Lock)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, vec![mine.name().to_string()]);
+    }
+}
