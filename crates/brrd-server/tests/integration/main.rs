@@ -9,4 +9,5 @@ mod access;
 mod audit;
 mod common;
 mod journey;
+mod repos;
 mod transport;
