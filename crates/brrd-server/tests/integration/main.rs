@@ -10,4 +10,5 @@ mod audit;
 mod common;
 mod journey;
 mod repos;
+mod store_rules;
 mod transport;
