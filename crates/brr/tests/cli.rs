@@ -17,6 +17,8 @@ mod errors;
 mod incremental;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/keyless.rs"]
+mod keyless;
 #[path = "cli/kill.rs"]
 mod kill;
 #[path = "cli/prune.rs"]
