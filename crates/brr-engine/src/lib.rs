@@ -15,6 +15,7 @@
 //! | concurrent backups never corrupt each other | every file is content-addressed or randomly named; nothing is overwritten with other content |
 //! | prune never deletes data a running backup will reference | two-phase GC with session locks (`brr_core::gcrecord`); no clocks, no access times |
 //! | two prunes never run at once | exclusive lock |
+//! | a server without the key collects garbage safely | [`keyless::gc`] runs the same protocol; holders rewrite their locks every [`lock::REFRESH_INTERVAL`], so the server judges sessions by their last write |
 
 pub mod backup;
 pub mod browse;

@@ -223,7 +223,11 @@ pub fn scrub(
     }
     for s in &snapshots {
         let missing: Vec<&BlobId> = s.refs.iter().filter(|b| !held.contains(b)).collect();
-        if let Some(first) = missing.first() {
+        // A snapshot forgotten meanwhile may have lost its packs to a concurrent prune: not damage.
+        let forgotten = || matches!(backend.size(FileKind::Snapshot, &s.id.to_hex()), Err(e) if e.is_not_found());
+        if let Some(first) = missing.first()
+            && !forgotten()
+        {
             let mut f = found(
                 FileKind::Snapshot,
                 &s.id.to_hex(),

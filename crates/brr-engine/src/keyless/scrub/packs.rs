@@ -1,5 +1,6 @@
 //! Scrub of packs: each hashed range by range against its name, its trailer parsed and compared with
-//! the live index files' description.
+//! the live index files' description. A damaged pack's blobs are those its trailer and the live index
+//! name, so the snapshots it affects are found even when the damage is in the trailer.
 
 use std::collections::HashSet;
 
@@ -105,11 +106,17 @@ fn scrub_pack(
         return Ok(PackRead::Bad("name is not a pack ID".into(), Vec::new()));
     };
     let described = index.described.get(&id).map(|(p, _)| p);
+    // The blobs of a damaged pack: what the live index says and what its own (possibly damaged)
+    // trailer says, both — a flipped bit in the trailer changes a blob ID.
     let known = |trailer: Option<&IndexedPack>| -> Vec<BlobId> {
-        trailer
-            .or(described)
-            .map(|p| p.trailer.entries.iter().map(|e| e.id).collect())
-            .unwrap_or_default()
+        let mut ids: Vec<BlobId> = trailer
+            .into_iter()
+            .chain(described)
+            .flat_map(|p| p.trailer.entries.iter().map(|e| e.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     };
     let bad =
         |reason: String, trailer: Option<&IndexedPack>| Ok(PackRead::Bad(reason, known(trailer)));

@@ -5,6 +5,7 @@
 mod gc;
 mod retention;
 mod scrub;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -281,3 +281,48 @@ fn zero_threads_or_range_is_refused() {
         assert_eq!(e.code(), "BRR-E009", "{e}");
     }
 }
+
+/// Any single flipped bit in any content-addressed file is found, on that file only.
+#[test]
+fn any_flipped_bit_in_any_content_addressed_file_is_found() {
+    use proptest::test_runner::{Config, TestRunner};
+
+    let (_dir, root, repo) = three_snapshots();
+    let v = view(&repo);
+    let mut files: Vec<(FileKind, FileInfo)> = Vec::new();
+    for kind in [
+        FileKind::Pack,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Key,
+    ] {
+        let mut list = v.backend().list(kind).unwrap();
+        list.sort();
+        files.extend(list.into_iter().map(|f| (kind, f)));
+    }
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(
+            &(0..files.len(), proptest::num::u64::ANY, 0u8..8),
+            |(which, at, bit)| {
+                let (kind, f) = &files[which];
+                let path = path_of(&root, *kind, &f.name);
+                let original = std::fs::read(&path).unwrap();
+                let mut bytes = original.clone();
+                bytes[(at % f.size) as usize] ^= 1 << bit;
+                std::fs::write(&path, bytes).unwrap();
+                let r = run(&v);
+                std::fs::write(&path, original).unwrap();
+                proptest::prop_assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+                proptest::prop_assert!(r.findings[0].file.ends_with(&f.name));
+                proptest::prop_assert_eq!(r.findings[0].problem, Problem::Damaged);
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert!(run(&v).is_ok());
+}
