@@ -83,6 +83,9 @@ pub struct StoreConfig {
     pub max_upload_bytes: u64,
     /// Uploads processed at once; further uploads wait.
     pub max_concurrent_uploads: usize,
+    /// Time allowed for one file upload or download, in seconds (other requests get
+    /// `request_timeout_secs`).
+    pub upload_timeout_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -91,6 +94,7 @@ impl Default for StoreConfig {
             url: None,
             max_upload_bytes: (1 << 30) + 64 * 1024,
             max_concurrent_uploads: 4,
+            upload_timeout_secs: 3600,
         }
     }
 }
@@ -200,6 +204,11 @@ impl Config {
         if self.store.max_upload_bytes < 1024 {
             return Err(Error::Config(
                 "store.max_upload_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.store.upload_timeout_secs == 0 {
+            return Err(Error::Config(
+                "store.upload_timeout_secs must be positive".into(),
             ));
         }
         if self.store.max_concurrent_uploads == 0 {

@@ -5,6 +5,7 @@
 //! brrd admin bootstrap --email E        # first provider administrator; prints a one-time setup code
 //! brrd admin add-staff --email E --role operator
 //! brrd audit verify                     # exit status 1 when the audit chain was tampered with
+//! brrd repo reindex --all               # rebuild the database's record of repositories from the store
 //! brrd openapi                          # the OpenAPI document
 //! ```
 
@@ -53,6 +54,9 @@ enum Cmd {
     /// Audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Repositories in the store.
+    #[command(subcommand)]
+    Repo(RepoCmd),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -92,6 +96,20 @@ enum AdminCmd {
         /// provider_admin, operator or security_officer.
         #[arg(long)]
         role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Rebuild the database's record (packs, blobs, snapshots, sizes) of repositories from their
+    /// files; run it while they are idle. Exit status 1 if a file did not decode.
+    Reindex {
+        /// The repository id.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        repo: Option<String>,
+        /// Every repository.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -177,6 +195,28 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
+            })
+        }
+        Cmd::Repo(RepoCmd::Reindex { repo, all }) => {
+            let deps = brrd_server::server::default_deps(&config)?;
+            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
+            let ids = match repo {
+                Some(id) if !all => vec![id],
+                _ => svc.all_repo_ids().await?,
+            };
+            let mut damaged = false;
+            for id in ids {
+                let report = svc.reindex_repo(&id).await?;
+                damaged |= !report.unreadable.is_empty();
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(brrd_server::Error::internal)?
+                );
+            }
+            Ok(if damaged {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Cmd::Openapi => {

@@ -55,6 +55,9 @@ pub struct Endpoint {
     pub access: Access,
     /// The handler.
     pub handler: MethodRouter<AppState>,
+    /// Whether the request carries a repository file of any size: it gets
+    /// `store.upload_timeout_secs` instead of `request_timeout_secs`.
+    pub long: bool,
 }
 
 impl Endpoint {
@@ -70,7 +73,14 @@ impl Endpoint {
             path,
             access,
             handler,
+            long: false,
         }
+    }
+
+    /// Marks a transfer of repository files (see [`Endpoint::long`]).
+    pub fn long(mut self) -> Self {
+        self.long = true;
+        self
     }
 }
 
@@ -98,21 +108,26 @@ pub fn app(svc: Arc<Service>, metrics: Arc<Metrics>) -> Router {
         metrics: metrics.clone(),
         rules,
     };
-    let mut router: Router<AppState> = Router::new();
-    for e in list {
-        router = router.route(e.path, e.handler);
-    }
     let config = &svc.config;
     let timeout = Duration::from_secs(config.request_timeout_secs);
+    let long = Duration::from_secs(config.store.upload_timeout_secs);
+    let mut router: Router<AppState> = Router::new();
+    for e in list {
+        let t = if e.long { long } else { timeout };
+        router = router.route(
+            e.path,
+            e.handler
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    t,
+                )),
+        );
+    }
     router = router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .fallback(|| async { HttpError::from(Error::NotFound) })
         .method_not_allowed_fallback(|| async { HttpError::from(Error::NotFound) })
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
         .layer(middleware::from_fn_with_state(state.clone(), count));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::overriding(

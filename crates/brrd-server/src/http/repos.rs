@@ -48,9 +48,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             Members,
             get(list_files),
         ),
-        Endpoint::new(Method::GET, FILE, Members, get(get_file)),
+        Endpoint::new(Method::GET, FILE, Members, get(get_file)).long(),
         Endpoint::new(Method::HEAD, FILE, Members, head(head_file)),
-        Endpoint::new(Method::PUT, FILE, Members, put(put_file)),
+        Endpoint::new(Method::PUT, FILE, Members, put(put_file)).long(),
         Endpoint::new(Method::DELETE, FILE, Members, delete(delete_file)),
         Endpoint::new(
             Method::POST,

@@ -424,3 +424,94 @@ async fn append_only_refuses_deletions_until_the_delay_has_passed() {
         t.running.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = local_files(&engine_repo(dir.path()));
+    let (snap, snap_bytes) = &files[&FileKind::Snapshot][0];
+    let (pack, pack_bytes) = files[&FileKind::Pack]
+        .iter()
+        .max_by_key(|(_, b)| b.len())
+        .unwrap();
+    let trailer = brr_core::pack::parse_pack_tail(pack_bytes, pack_bytes.len() as u64).unwrap();
+    let blob = trailer.entries[0].id.to_hex();
+    for backend in backends() {
+        let t = start_server(&backend, |_| {}).await;
+        let a = tenant(&t, "a", json!({"name": "main"})).await;
+        upload_all(&t, &a, &files, 0).await;
+        // A GC record condemning a pack: its blobs no longer count, for look-ups and snapshots.
+        let record =
+            json!({"version": 1, "created": "2026-11-23T10:00:00Z", "sealed": true, "sessions": [],
+            "packs": [{"id": pack, "size": pack_bytes.len(), "blobs": [blob]}]})
+            .to_string();
+        let gc = "00112233445566778899aabbccddeeff";
+        let (s, _) = t
+            .put_file(&a.agent, &a.repo, FileKind::Gc, gc, record.as_bytes())
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "agents do not write GC records");
+        let (s, e) = t
+            .put_file(&a.admin, &a.repo, FileKind::Gc, gc, record.as_bytes())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        let lookup = format!("/api/v1/repos/{}/blobs/lookup", a.repo);
+        let (_, p) = t
+            .post(&lookup, Some(&a.agent), json!({"ids": [blob]}))
+            .await;
+        assert_eq!(p["present"], json!([false]));
+        let (s, e) = t
+            .put_file(&a.agent, &a.repo, FileKind::Snapshot, snap, snap_bytes)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{e}");
+        let (s, _) = t.delete_file(&a.admin, &a.repo, FileKind::Gc, gc).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (_, p) = t
+            .post(&lookup, Some(&a.agent), json!({"ids": [blob]}))
+            .await;
+        assert_eq!(p["present"], json!([true]));
+        let (s, e) = t
+            .put_file(&a.agent, &a.repo, FileKind::Snapshot, snap, snap_bytes)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        // The database is a cache of the store: wipe the record, rebuild it, same answers.
+        let repo_path = format!("/api/v1/repos/{}", a.repo);
+        let (_, before) = t.get(&repo_path, &a.agent).await;
+        let svc = &t.running.service;
+        for table in ["repo_blobs", "repo_packs", "repo_snapshots", "repo_files"] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&svc.db.pool)
+                .await
+                .unwrap();
+        }
+        let (_, wiped) = t.get(&repo_path, &a.agent).await;
+        assert_eq!(wiped["usage"]["snapshots"], 0);
+        let report = svc.reindex_repo(&a.repo).await.unwrap();
+        assert!(report.unreadable.is_empty(), "{report:?}");
+        assert_eq!(report.snapshots, 1);
+        assert_eq!(report.packs as usize, files[&FileKind::Pack].len());
+        let (_, after) = t.get(&repo_path, &a.agent).await;
+        let mut b = before["usage"].clone();
+        let mut c = after["usage"].clone();
+        // Commit times are the reindex's own.
+        b["last_snapshots"][0]["committed_at"] = json!(0);
+        c["last_snapshots"][0]["committed_at"] = json!(0);
+        assert_eq!(b, c);
+        let (_, p) = t
+            .post(&lookup, Some(&a.agent), json!({"ids": [blob]}))
+            .await;
+        assert_eq!(p["present"], json!([true]));
+        // A damaged file in the store is reported, not recorded.
+        let store = brr_storage::open_url_at(
+            &svc.config.store_url(),
+            &format!("{}/{}", a.company, a.repo),
+        )
+        .unwrap();
+        store
+            .write(FileKind::Snapshot, &"cd".repeat(32), b"garbage")
+            .unwrap();
+        let report = svc.reindex_repo(&a.repo).await.unwrap();
+        assert_eq!(report.unreadable.len(), 1, "{report:?}");
+        assert_eq!(report.snapshots, 1);
+        t.running.shutdown().await;
+    }
+}

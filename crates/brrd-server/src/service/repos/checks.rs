@@ -88,28 +88,32 @@ fn bad(kind: FileKind, e: impl std::fmt::Display) -> Error {
     Error::BadFile(format!("{kind} does not decode: {e}"))
 }
 
+/// Decodes the trailer of a pack of `pack_len` bytes from `tail`, any suffix of the pack that holds
+/// trailer and footer.
+pub fn parse_trailer(tail: &[u8], pack_len: u64) -> Result<Parsed> {
+    let trailer = parse_pack_tail(tail, pack_len)
+        .map_err(|e| Error::BadPack(format!("pack refused: {e}")))?;
+    Ok(Parsed::Pack(
+        trailer
+            .entries
+            .iter()
+            .map(|e| BlobRow {
+                id: e.id.to_hex(),
+                blob_type: match e.blob_type {
+                    BlobType::Data => "data",
+                    BlobType::Tree => "tree",
+                },
+                offset: u64::from(e.offset),
+                length: u64::from(e.length),
+            })
+            .collect(),
+    ))
+}
+
 /// Decodes `bytes` as a file of `kind`; refusals are one-line messages.
 pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
     match kind {
-        FileKind::Pack => {
-            let trailer = parse_pack_tail(bytes, bytes.len() as u64)
-                .map_err(|e| Error::BadPack(format!("pack refused: {e}")))?;
-            Ok(Parsed::Pack(
-                trailer
-                    .entries
-                    .iter()
-                    .map(|e| BlobRow {
-                        id: e.id.to_hex(),
-                        blob_type: match e.blob_type {
-                            BlobType::Data => "data",
-                            BlobType::Tree => "tree",
-                        },
-                        offset: u64::from(e.offset),
-                        length: u64::from(e.length),
-                    })
-                    .collect(),
-            ))
-        }
+        FileKind::Pack => parse_trailer(bytes, bytes.len() as u64),
         FileKind::Index => {
             let f = IndexFile::decode(bytes).map_err(|e| bad(kind, e))?;
             Ok(Parsed::Index {

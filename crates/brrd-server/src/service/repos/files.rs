@@ -282,6 +282,7 @@ impl Service {
         B: AsRef<[u8]>,
         E: std::fmt::Display,
     {
+        let actor = ctx.principal()?.actor();
         let limit = self.store.max_upload_bytes;
         if content_length.is_some_and(|n| n > limit) {
             return Err(too_large(limit));
@@ -332,7 +333,7 @@ impl Service {
                 }
                 _ => 0,
             };
-            self.record_file(ctx, row, (kind, name, size), &parsed, ref_bytes)
+            self.record_file(&actor, row, (kind, name, size), &parsed, ref_bytes)
                 .await?;
             return Ok(Stored {
                 created: false,
@@ -358,7 +359,7 @@ impl Service {
         let data = bytes;
         let b = backend.clone();
         blocking(move || b.write(kind, &n, &data).map_err(Error::storage)).await?;
-        self.record_file(ctx, row, (kind, name, size), &parsed, snapshot_bytes)
+        self.record_file(&actor, row, (kind, name, size), &parsed, snapshot_bytes)
             .await?;
         if let Parsed::Snapshot { refs, .. } = &parsed {
             self.record(
@@ -478,15 +479,14 @@ impl Service {
     }
 
     /// Records what the server learned from a stored file (idempotent).
-    async fn record_file(
+    pub(super) async fn record_file(
         &self,
-        ctx: &Ctx,
+        actor: &str,
         row: &RepoRow,
         (kind, name, size): (FileKind, &str, u64),
         parsed: &Parsed,
         ref_bytes: u64,
     ) -> Result<()> {
-        let actor = ctx.principal()?.actor();
         let now = self.now();
         let size_i = i64::try_from(size).map_err(Error::internal)?;
         let mut tx = self.db.pool.begin().await?;
@@ -498,7 +498,7 @@ impl Service {
             .bind(&row.id)
             .bind(name)
             .bind(size_i)
-            .bind(&actor)
+            .bind(actor)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -535,7 +535,7 @@ impl Service {
         .bind(kind_name(kind))
         .bind(name)
         .bind(size_i)
-        .bind(&actor)
+        .bind(actor)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -555,7 +555,7 @@ impl Service {
                 .bind(source)
                 .bind(i64::try_from(refs.len()).map_err(Error::internal)?)
                 .bind(i64::try_from(ref_bytes).map_err(Error::internal)?)
-                .bind(&actor)
+                .bind(actor)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

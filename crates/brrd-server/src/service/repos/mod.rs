@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod files;
+pub mod reindex;
 pub mod rules;
 pub mod store;
 
@@ -40,7 +41,7 @@ pub struct RepoRow {
     pub created_by: String,
 }
 
-const REPO_COLUMNS: &str = "id, company_id, name, append_only, append_only_ends_at, delete_delay_secs, created_at, created_by";
+pub(crate) const REPO_COLUMNS: &str = "id, company_id, name, append_only, append_only_ends_at, delete_delay_secs, created_at, created_by";
 
 impl RepoRow {
     /// Whether deletions are refused at `now`.
