@@ -1,5 +1,7 @@
 //! The optional TOTP second factor: enrolment, confirmation, disabling, and the check at login.
-//! Codes are accepted within ±1 step and never twice (the last used step is stored).
+//! Codes are accepted within ±1 step and never twice (the last used step is stored). Wrong codes at
+//! confirmation and disabling count against the account like failed logins (key `totp:<user id>`), so
+//! a stolen session cannot guess its way to switching the second factor off.
 
 use brr_api::auth::TotpEnrollment;
 
@@ -86,6 +88,43 @@ impl Service {
         )
     }
 
+    /// Checks a code for a settings change, throttled per account: refused while the account's TOTP
+    /// attempts are locked, every wrong code audited and counted, a lock after
+    /// `account_max_failures` wrong codes within `lockout_secs`.
+    async fn throttled_code(
+        &self,
+        ctx: &Ctx,
+        (id, company): (&str, Option<&str>),
+        action: &str,
+        secret: &str,
+        last_step: i64,
+        code: &str,
+    ) -> Result<()> {
+        let key = format!("totp:{id}");
+        let target = format!("user:{id}");
+        if let Some(minutes) = self.locked_minutes(&key).await? {
+            self.record(ctx, company, action, &target, "locked", "")
+                .await?;
+            return Err(Error::Locked { minutes });
+        }
+        if self.accept_code(id, secret, last_step, code).await? {
+            return self.clear_failures(&key).await;
+        }
+        self.record(ctx, company, action, &target, "failure", "")
+            .await?;
+        if self
+            .record_failure(&key, self.config.account_max_failures)
+            .await?
+        {
+            self.record(ctx, company, "auth.lockout", &target, "locked", "")
+                .await?;
+            return Err(Error::Locked {
+                minutes: (self.config.lockout_secs + 59) / 60,
+            });
+        }
+        Err(Error::BadCode)
+    }
+
     fn caller_user(ctx: &Ctx) -> Result<(&str, Option<&str>)> {
         match ctx.principal()? {
             Principal::User { id, company_id, .. } => Ok((id, company_id.as_deref())),
@@ -140,21 +179,16 @@ impl Service {
         let Some(secret) = row.totp_secret.as_deref() else {
             return Err(Error::Conflict("start enrolment first".into()));
         };
-        if !self
-            .accept_code(id, secret, row.totp_last_step, code)
-            .await?
-        {
-            self.record(
-                ctx,
-                company,
-                "user.totp_enable",
-                &format!("user:{id}"),
-                "failure",
-                "",
-            )
-            .await?;
-            return Err(Error::BadCode);
-        }
+        let secret = secret.to_string();
+        self.throttled_code(
+            ctx,
+            (id, company),
+            "user.totp_enable",
+            &secret,
+            row.totp_last_step,
+            code,
+        )
+        .await?;
         sqlx::query("UPDATE users SET totp_enabled = 1 WHERE id = $1")
             .bind(id)
             .execute(&self.db.pool)
@@ -177,21 +211,16 @@ impl Service {
         let (1, Some(secret)) = (row.totp_enabled, row.totp_secret.as_deref()) else {
             return Err(Error::Conflict("TOTP is not enabled".into()));
         };
-        if !self
-            .accept_code(id, secret, row.totp_last_step, code)
-            .await?
-        {
-            self.record(
-                ctx,
-                company,
-                "user.totp_disable",
-                &format!("user:{id}"),
-                "failure",
-                "",
-            )
-            .await?;
-            return Err(Error::BadCode);
-        }
+        let secret = secret.to_string();
+        self.throttled_code(
+            ctx,
+            (id, company),
+            "user.totp_disable",
+            &secret,
+            row.totp_last_step,
+            code,
+        )
+        .await?;
         sqlx::query("UPDATE users SET totp_enabled = 0, totp_secret = NULL WHERE id = $1")
             .bind(id)
             .execute(&self.db.pool)
