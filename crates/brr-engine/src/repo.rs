@@ -38,7 +38,7 @@ impl Default for InitOptions {
         InitOptions {
             kdf: KdfParams::default(),
             chunker: ChunkerParams::default(),
-            pack_size: 32 * 1024 * 1024,
+            pack_size: 16 * 1024 * 1024,
             compression: Compression::Zstd(3),
             label: "initial password".into(),
         }

@@ -122,10 +122,10 @@ pub struct InitArgs {
     #[arg(long, default_value = "default")]
     pub compression: String,
     /// Target pack size in MiB.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub pack_size_mib: u32,
     /// Average chunk size in KiB (a power of two; min is half, max eight times it).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 512)]
     pub chunk_size_kib: u32,
 }
 
