@@ -259,7 +259,7 @@ def main():
         w(read_text(os.path.join(work, "pipeline.md")))
         w("")
         w("The floor is what brr's data path needs for exactly this corpus on one core: each stage timed "
-          "alone over data held in memory (zstd 3, AES-256-GCM, keyed BLAKE3, FastCDC 512K/1M/8M), plus "
+          "alone over data held in memory (zstd 3, AES-256-GCM, keyed BLAKE3, FastCDC 256K/512K/4M), plus "
           "reading the files and, for restore, writing them back through the file system without fsync; "
           "divided by 2 cores as if the work split perfectly. The unchanged re-backup floor is one walk "
           "with lstat of the tree on one core. A measured time is that many times the floor.")

@@ -14,16 +14,18 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
-/// Size of one message for the per-message stages (AEAD, keyed hash, zstd): 1 MiB, brr's average
-/// chunk size.
+/// Size of one message for the per-message stages (AEAD, keyed hash, zstd): 1 MiB, the size of a large
+/// brr chunk (new repositories average 512 KiB, older ones 1 MiB).
 pub const MESSAGE: usize = 1 << 20;
 
-/// FastCDC 2020 minimum chunk size used by brr (512 KiB).
-pub const CDC_MIN: usize = 512 * 1024;
-/// FastCDC 2020 average chunk size used by brr (1 MiB).
-pub const CDC_AVG: usize = 1024 * 1024;
-/// FastCDC 2020 maximum chunk size used by brr (8 MiB).
-pub const CDC_MAX: usize = 8 * 1024 * 1024;
+/// FastCDC 2020 minimum chunk size of new brr repositories (256 KiB).
+pub const CDC_MIN: usize = 256 * 1024;
+/// FastCDC 2020 average chunk size of new brr repositories (512 KiB).
+pub const CDC_AVG: usize = 512 * 1024;
+/// FastCDC 2020 maximum chunk size of new brr repositories (4 MiB).
+pub const CDC_MAX: usize = 4 * 1024 * 1024;
+/// The chunk sizes as the report shows them.
+pub const CDC_LABEL: &str = "256K/512K/4M";
 
 const WORDS: &[&str] = &[
     "the", "of", "and", "to", "in", "is", "for", "on", "with", "as", "by", "at", "from", "that",
@@ -179,10 +181,10 @@ pub fn bench_blake3_keyed(data: &[u8], runs: usize) -> StageResult {
     )
 }
 
-/// FastCDC 2020 content-defined chunking with brr's sizes (min 512 KiB, avg 1 MiB, max 8 MiB).
+/// FastCDC 2020 content-defined chunking with brr's sizes ([`CDC_MIN`], [`CDC_AVG`], [`CDC_MAX`]).
 pub fn bench_fastcdc(data: &[u8], runs: usize) -> StageResult {
     measure(
-        "FastCDC 2020 chunking, 512K/1M/8M",
+        &format!("FastCDC 2020 chunking, {CDC_LABEL}"),
         "fastcdc (v2020::FastCDC)",
         data.len(),
         runs,
@@ -452,7 +454,7 @@ struct StoredChunk {
 }
 
 /// Runs brr's data path single-threaded over the directory tree `dir`: walk + lstat, read, FastCDC
-/// (512 KiB / 1 MiB / 8 MiB), keyed BLAKE3 per chunk, deduplication, zstd at `zstd_level` per
+/// ([`CDC_MIN`] / [`CDC_AVG`] / [`CDC_MAX`]), keyed BLAKE3 per chunk, deduplication, zstd at `zstd_level` per
 /// distinct chunk (kept raw when it saves less than 1/32, as brr does), AES-256-GCM; then the way
 /// back for every distinct chunk (decrypt, decompress, verify) and a copy of every byte restored.
 /// With `write_to`, the tree's files are also written again under that (empty, scratch) directory.

@@ -217,6 +217,15 @@ impl PackWriter {
         }
     }
 
+    /// An empty pack that writes into `buf` (emptied first), reusing its allocation.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        PackWriter {
+            buf,
+            trailer: PackTrailer::default(),
+        }
+    }
+
     /// Appends a stored blob sealed by `key`.
     pub fn add(&mut self, blob_type: BlobType, id: BlobId, key: KeyId, stored: &[u8]) {
         let key_index = match self.trailer.key_ids.iter().position(|k| *k == key) {
@@ -355,6 +364,26 @@ mod tests {
             w.add(t, BlobId(Id::hash_of(&stored)), key, &stored);
         }
         w.finish()
+    }
+
+    #[test]
+    fn reused_buffer_gives_the_same_pack() {
+        let first = sample(4);
+        let mut w = PackWriter::with_buffer(vec![0xAA; 4096]);
+        assert!(w.is_empty());
+        assert_eq!(w.data_len(), 0);
+        for e in &first.trailer.entries {
+            let stored = &first.bytes[e.offset as usize..(e.offset + e.length) as usize];
+            w.add(
+                e.blob_type,
+                e.id,
+                first.trailer.key_ids[e.key_index as usize],
+                stored,
+            );
+        }
+        let again = w.finish();
+        assert_eq!(again.bytes, first.bytes);
+        assert_eq!(again.id, first.id);
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn usage() -> &'static str {
      \x20                         [--corpus DIR [--zstd-level N] [--skip-stages] [--write-to DIR]]\n\
      \n\
      Measures single-core throughput of brr's data-path stages (AES-256-GCM via aws-lc-rs,\n\
-     keyed BLAKE3, FastCDC 2020 512K/1M/8M, zstd 1 and 3, zstd decompress, memcpy).\n\
+     keyed BLAKE3, FastCDC 2020 256K/512K/4M, zstd 1 and 3, zstd decompress, memcpy).\n\
      --mib N        buffer size per stage in MiB (default 256)\n\
      --runs N       measured runs per stage, median reported (default 3)\n\
      --json         print JSON instead of the Markdown table\n\

@@ -35,54 +35,33 @@ pub fn open_noatime(path: &Path) -> std::io::Result<File> {
     }
 }
 
-/// Reads `path`, chunks it with the keyed chunker, and hands new chunks to the saver. `size_hint` is the
-/// size `lstat` reported (the file may change while it is read: what is read is what is stored). `buf` is
-/// the calling worker's reusable read buffer.
+/// Reads `path`, chunks it with the keyed chunker, and hands new chunks to the saver. What is read is what
+/// is stored, whatever size `lstat` reported (`_size_hint`): the file may change while it is read. `buf`
+/// is the calling worker's reusable read window.
+///
+/// The window holds a little more than one maximum chunk. Reads fill it; chunks are cut as soon as the
+/// data in it decides them ([`brr_core::chunker::Chunker::find_cut`]); only the undecided rest (usually
+/// part of one chunk) is moved to the front before the next read. A file smaller than the window, which
+/// is most files, is read whole by the first read, and the second returns end of file.
 pub fn chunk_file(
     repo: &Repository,
     saver: &Saver,
     path: &Path,
-    size_hint: u64,
+    _size_hint: u64,
     buf: &mut Vec<u8>,
     progress: &dyn Progress,
 ) -> Result<FileChunks> {
-    let mut file = open_noatime(path).map_err(|e| EngineError::io("open", path, e))?;
-    let chunker = repo.chunker();
-    let min = chunker.params().min_size as usize;
-    let mut chunks = Vec::new();
-    if size_hint < min as u64 {
-        // Small files (most files): one read into a buffer of the right size, one chunk.
-        let mut small = Vec::with_capacity(size_hint as usize + 1);
-        file.by_ref()
-            .take(min as u64)
-            .read_to_end(&mut small)
-            .map_err(|e| EngineError::io("read", path, e))?;
-        if small.len() < min {
-            if !small.is_empty() {
-                chunks.push(save_chunk(repo, saver, &small)?);
-            }
-            progress.bytes(small.len() as u64);
-            return Ok(FileChunks {
-                chunks,
-                size: small.len() as u64,
-            });
-        }
-        // It grew past the small-file limit since lstat: chunk it as a large file.
-        return chunk_stream(
-            repo,
-            saver,
-            path,
-            std::io::Cursor::new(small).chain(file),
-            buf,
-            progress,
-        );
-    }
+    let file = open_noatime(path).map_err(|e| EngineError::io("open", path, e))?;
     chunk_stream(repo, saver, path, file, buf, progress)
 }
 
-/// Chunks a stream through a window of two maximum chunks. `buf` stays at the window's size and is
-/// reused by the worker, so it is zeroed only once: `buf[pos..end]` holds unread data, reads go to
-/// `buf[end..]`.
+/// Size of a file reader's window for chunks of at most `max_size` bytes.
+pub fn window_len(max_size: usize) -> usize {
+    max_size + max_size / 4
+}
+
+/// Chunks a stream through the reusable window `buf` (zeroed only when first sized): `buf[pos..end]`
+/// holds read but not yet chunked data, reads go to `buf[end..]`.
 fn chunk_stream(
     repo: &Repository,
     saver: &Saver,
@@ -92,35 +71,38 @@ fn chunk_stream(
     progress: &dyn Progress,
 ) -> Result<FileChunks> {
     let chunker = repo.chunker();
-    let max = chunker.params().max_size as usize;
-    let window = 2 * max;
+    let window = window_len(chunker.params().max_size as usize);
     if buf.len() != window {
         buf.resize(window, 0);
     }
     let mut chunks = Vec::new();
     let (mut pos, mut end, mut eof, mut size) = (0usize, 0usize, false, 0u64);
     loop {
-        if !eof && end - pos < max {
-            buf.copy_within(pos..end, 0);
-            end -= pos;
-            pos = 0;
-            while end < window && !eof {
-                match input.read(&mut buf[end..window]) {
-                    Ok(0) => eof = true,
-                    Ok(n) => end += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(EngineError::io("read", path, e)),
+        match chunker.find_cut(&buf[pos..end], eof) {
+            Some(0) => break,
+            Some(cut) => {
+                chunks.push(save_chunk(repo, saver, &buf[pos..pos + cut])?);
+                progress.bytes(cut as u64);
+                size += cut as u64;
+                pos += cut;
+            }
+            None => {
+                if pos > 0 {
+                    buf.copy_within(pos..end, 0);
+                    end -= pos;
+                    pos = 0;
+                }
+                loop {
+                    match input.read(&mut buf[end..window]) {
+                        Ok(0) => eof = true,
+                        Ok(n) => end += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(EngineError::io("read", path, e)),
+                    }
+                    break;
                 }
             }
         }
-        if pos >= end {
-            break;
-        }
-        let cut = chunker.next_cut(&buf[pos..end], eof);
-        chunks.push(save_chunk(repo, saver, &buf[pos..pos + cut])?);
-        progress.bytes(cut as u64);
-        size += cut as u64;
-        pos += cut;
     }
     Ok(FileChunks { chunks, size })
 }

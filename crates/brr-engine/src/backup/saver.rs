@@ -4,8 +4,11 @@
 //! file readers ──(new chunk)──▶ sealers (compress + encrypt, N threads) ──▶ packer ──▶ uploaders ──▶ storage
 //!                                                                              └── index checkpoints
 //! ```
-//! Channels are bounded, so memory stays bounded however fast the readers are. Every few packs an index
-//! checkpoint is written, so a backup killed at any moment leaves packs that the next backup reuses.
+//! Channels are bounded, so memory stays bounded however fast the readers are. The packer hands a full
+//! pack straight to the background uploader when it is idle (no queue between them) and otherwise
+//! uploads it itself, so two uploads overlap but at most two data packs are ever in memory. Chunk copies,
+//! sealed blobs and pack buffers are recycled through [`BufferPool`]s instead of being allocated afresh. Every few packs an index checkpoint is written, so a backup
+//! killed at any moment leaves packs that the next backup reuses.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,17 +18,37 @@ use std::thread::JoinHandle;
 use brr_core::blob::{BlobSealer, BlobType, Compression};
 use brr_core::id::{BlobId, IndexId};
 use brr_core::index::IndexedPack;
-use brr_core::pack::PackWriter;
+use brr_core::pack::{FinishedPack, PackWriter};
 use brr_storage::{Backend, FileKind};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::Mutex;
+
+mod pool;
 
 use crate::error::{EngineError, Result};
 use crate::index::{Index, write_index_file};
 use crate::repo::Repository;
+pub use pool::BufferPool;
 
 /// Packs uploaded between index checkpoints.
 const CHECKPOINT_EVERY: usize = 8;
+/// Pack uploads running at once: the background uploader's and the packer's own (each write ends with
+/// an fsync; two overlap one's wait with the other's work).
+pub const UPLOADERS: usize = 2;
+/// Chunks waiting for a sealer, per sealer thread.
+const SEAL_QUEUE_PER_SEALER: usize = 1;
+/// Sealed blobs waiting for the packer, per sealer thread.
+const PACK_QUEUE_PER_SEALER: usize = 1;
+
+/// The buffers the pipeline recycles.
+struct Pools {
+    /// Copies of new chunks on their way to a sealer.
+    chunks: BufferPool,
+    /// Sealed blobs on their way into a pack.
+    sealed: BufferPool,
+    /// Pack buffers: filled by the packer, written by an uploader.
+    packs: BufferPool,
+}
 
 struct SealJob {
     blob_type: BlobType,
@@ -67,6 +90,7 @@ pub struct Saver {
     seal_tx: Option<Sender<SealJob>>,
     threads: Vec<JoinHandle<Result<()>>>,
     uploaded: Arc<Mutex<Uploaded>>,
+    pools: Arc<Pools>,
     /// What was saved.
     pub counters: Arc<SaveCounters>,
 }
@@ -79,36 +103,62 @@ impl Saver {
         compression: Compression,
         sealers: usize,
     ) -> Result<Saver> {
-        let (seal_tx, seal_rx) = bounded::<SealJob>(sealers * 2);
-        let (pack_tx, pack_rx) = bounded::<SealedBlob>(sealers * 4);
-        let (upload_tx, upload_rx) = bounded::<brr_core::pack::FinishedPack>(2);
+        let sealers = sealers.max(1);
+        let (seal_tx, seal_rx) = bounded::<SealJob>(sealers * SEAL_QUEUE_PER_SEALER);
+        let (pack_tx, pack_rx) = bounded::<SealedBlob>(sealers * PACK_QUEUE_PER_SEALER);
+        // A rendezvous: a full pack goes to the background uploader only if it is waiting for one.
+        let (upload_tx, upload_rx) = bounded::<FinishedPack>(0);
+        // Chunk-sized buffers are kept up to twice the average chunk; larger ones (rare) are dropped.
+        let keep_chunk = 2 * repo.config().body.chunker.avg_size as usize;
+        let pack_size = repo.config().body.pack_size as usize;
+        let pools = Arc::new(Pools {
+            chunks: BufferPool::new(sealers * (SEAL_QUEUE_PER_SEALER + 2), keep_chunk),
+            sealed: BufferPool::new(sealers * (PACK_QUEUE_PER_SEALER + 1) + 1, keep_chunk),
+            packs: BufferPool::new(UPLOADERS, pack_capacity(pack_size)),
+        });
         let counters = Arc::new(SaveCounters::default());
         let uploaded = Arc::new(Mutex::new(Uploaded::default()));
+        let uploader = Arc::new(Uploader {
+            backend: repo.backend_arc(),
+            pools: pools.clone(),
+            uploaded: uploaded.clone(),
+        });
         let mut threads = Vec::new();
-        for _ in 0..sealers.max(1) {
+        for _ in 0..sealers {
             let rx = seal_rx.clone();
             let tx = pack_tx.clone();
             let repo = repo.clone();
+            let pools = pools.clone();
             let mut sealer = BlobSealer::new(compression)?;
             threads.push(std::thread::spawn(move || {
-                seal_loop(&repo, &mut sealer, rx, tx)
+                seal_loop(&repo, &mut sealer, &pools, rx, tx)
             }));
         }
         drop(pack_tx);
         {
             let repo = repo.clone();
             let counters = counters.clone();
-            let pack_size = repo.config().body.pack_size as usize;
+            let pools = pools.clone();
+            let uploader = uploader.clone();
             threads.push(std::thread::spawn(move || {
-                pack_loop(&repo, pack_size, pack_rx, upload_tx, &counters)
+                let hand_over = |pack: FinishedPack| match upload_tx.try_send(pack) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(pack)) => uploader.upload(pack),
+                    Err(TrySendError::Disconnected(_)) => {
+                        Err(EngineError::Damaged("pack upload stopped".into()))
+                    }
+                };
+                pack_loop(&repo, pack_size, &pools, pack_rx, hand_over, &counters)
             }));
         }
-        for _ in 0..2 {
+        for _ in 1..UPLOADERS {
             let rx = upload_rx.clone();
-            let backend = repo.backend_arc();
-            let uploaded = uploaded.clone();
+            let uploader = uploader.clone();
             threads.push(std::thread::spawn(move || {
-                upload_loop(backend.as_ref(), rx, &uploaded)
+                for pack in rx {
+                    uploader.upload(pack)?;
+                }
+                Ok(())
             }));
         }
         Ok(Saver {
@@ -117,6 +167,7 @@ impl Saver {
             seal_tx: Some(seal_tx),
             threads,
             uploaded,
+            pools,
             counters,
         })
     }
@@ -132,11 +183,13 @@ impl Saver {
             return Ok(());
         }
         let tx = self.seal_tx.as_ref().ok_or(EngineError::Interrupted)?;
+        let mut copy = self.pools.chunks.take();
+        copy.extend_from_slice(data);
         if tx
             .send(SealJob {
                 blob_type,
                 id,
-                data: data.to_vec(),
+                data: copy,
             })
             .is_err()
         {
@@ -158,7 +211,12 @@ impl Saver {
                 ))
             });
             if let Err(e) = r {
-                first_error.get_or_insert(e);
+                // A thread that stopped because another one did reports `Damaged("… stopped")`; the
+                // other thread's error (storage full, write refused) is the cause to report.
+                match &first_error {
+                    None | Some(EngineError::Damaged(_)) => first_error = Some(e),
+                    Some(_) => {}
+                }
             }
         }
         if let Some(e) = first_error {
@@ -180,11 +238,12 @@ impl Saver {
 fn seal_loop(
     repo: &Repository,
     sealer: &mut BlobSealer,
+    pools: &Pools,
     rx: Receiver<SealJob>,
     tx: Sender<SealedBlob>,
 ) -> Result<()> {
     for job in rx {
-        let mut stored = Vec::with_capacity(job.data.len() / 2 + 64);
+        let mut stored = pools.sealed.take();
         sealer.seal_into(
             repo.key().data_key(),
             job.blob_type,
@@ -192,12 +251,14 @@ fn seal_loop(
             &job.data,
             &mut stored,
         )?;
+        let plain_len = job.data.len();
+        pools.chunks.give(job.data);
         if tx
             .send(SealedBlob {
                 blob_type: job.blob_type,
                 id: job.id,
                 stored,
-                plain_len: job.data.len(),
+                plain_len,
             })
             .is_err()
         {
@@ -207,15 +268,28 @@ fn seal_loop(
     Ok(())
 }
 
+/// Room for a full pack: it is closed once its blobs reach `pack_size`, so it may exceed that by one blob.
+fn pack_capacity(pack_size: usize) -> usize {
+    pack_size + pack_size / 8
+}
+
+/// An empty pack writer over a recycled buffer with room for a full pack.
+fn new_pack(pools: &Pools, pack_size: usize) -> PackWriter {
+    let mut buf = pools.packs.take();
+    buf.reserve(pack_capacity(pack_size));
+    PackWriter::with_buffer(buf)
+}
+
 fn pack_loop(
     repo: &Repository,
     pack_size: usize,
+    pools: &Pools,
     rx: Receiver<SealedBlob>,
-    upload_tx: Sender<brr_core::pack::FinishedPack>,
+    hand_over: impl Fn(FinishedPack) -> Result<()>,
     counters: &SaveCounters,
 ) -> Result<()> {
     let key_id = repo.key().data_key().id();
-    let mut data = PackWriter::with_capacity(pack_size + pack_size / 8);
+    let mut data = new_pack(pools, pack_size);
     let mut trees = PackWriter::with_capacity(1 << 20);
     for blob in rx {
         match blob.blob_type {
@@ -233,35 +307,44 @@ fn pack_loop(
             BlobType::Tree => &mut trees,
         };
         w.add(blob.blob_type, blob.id, key_id, &blob.stored);
+        pools.sealed.give(blob.stored);
         if w.data_len() >= pack_size {
-            let full = std::mem::replace(w, PackWriter::with_capacity(pack_size + pack_size / 8));
-            if upload_tx.send(full.finish()).is_err() {
-                return Err(EngineError::Damaged("pack upload stopped".into()));
-            }
+            // Hand the full pack over before taking a new buffer: the packer never holds two.
+            let full = std::mem::take(w);
+            hand_over(full.finish())?;
+            *w = new_pack(pools, pack_size);
         }
     }
     for w in [data, trees] {
-        if !w.is_empty() && upload_tx.send(w.finish()).is_err() {
-            return Err(EngineError::Damaged("pack upload stopped".into()));
+        if !w.is_empty() {
+            hand_over(w.finish())?;
         }
     }
     Ok(())
 }
 
-fn upload_loop(
-    backend: &dyn Backend,
-    rx: Receiver<brr_core::pack::FinishedPack>,
-    uploaded: &Mutex<Uploaded>,
-) -> Result<()> {
-    for pack in rx {
+/// Stores finished packs and writes the index checkpoints; shared by the packer and the uploader thread.
+struct Uploader {
+    backend: Arc<dyn Backend>,
+    pools: Arc<Pools>,
+    uploaded: Arc<Mutex<Uploaded>>,
+}
+
+impl Uploader {
+    /// Writes one pack (atomic and durable when `write` returns), records it, recycles its buffer, and
+    /// writes a checkpoint index file every [`CHECKPOINT_EVERY`] packs. A pack is named by an index file
+    /// only after its own write has returned.
+    fn upload(&self, pack: FinishedPack) -> Result<()> {
+        let backend = self.backend.as_ref();
         backend.write(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)?;
         let indexed = IndexedPack {
             id: pack.id,
             pack_len: pack.bytes.len() as u64,
             trailer: pack.trailer,
         };
+        self.pools.packs.give(pack.bytes);
         let checkpoint = {
-            let mut up = uploaded.lock();
+            let mut up = self.uploaded.lock();
             up.packs.push(indexed);
             if up.packs.len() - up.checkpointed >= CHECKPOINT_EVERY {
                 let batch = up.packs[up.checkpointed..].to_vec();
@@ -273,8 +356,8 @@ fn upload_loop(
         };
         if let Some(batch) = checkpoint {
             let id = write_index_file(backend, batch, Vec::new())?;
-            uploaded.lock().checkpoints.push(id);
+            self.uploaded.lock().checkpoints.push(id);
         }
+        Ok(())
     }
-    Ok(())
 }
