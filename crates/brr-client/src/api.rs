@@ -1,32 +1,13 @@
 //! Calls of the service API other than repository files: login, logout, agent enrolment, repositories.
 
+use brr_api::repos::{CreateRepository, EnrollAgent, EnrolledAgent, Repository};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::ClientError;
 use crate::client::{Client, ClientOptions, Credential, Request};
 use crate::credentials::{CredentialStore, Entry};
 use crate::url::ServerUrl;
-
-/// The answer to `POST /agents/enroll`.
-#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-struct Enrolled {
-    agent_id: String,
-    token: String,
-}
-
-#[derive(Serialize)]
-struct EnrollRequest<'a> {
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct CreateRepo<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    append_only: Option<bool>,
-}
 
 /// What the login flow asks of the user when the server wants more than a password.
 pub trait LoginPrompt {
@@ -99,16 +80,20 @@ pub fn enroll(
         Credential::Token(Zeroizing::new(api_key.to_owned())),
         options,
     )?;
-    let body = serde_json::to_vec(&EnrollRequest { name }).map_err(|e| client.protocol(e))?;
+    let body = serde_json::to_vec(&EnrollAgent {
+        name: name.to_owned(),
+    })
+    .map_err(|e| client.protocol(e))?;
     let req = Request::new(Method::POST, "/api/v1/agents/enroll", false).json(&body);
-    let enrolled: Enrolled = client.json(&req)?;
-    if !enrolled.token.starts_with("brra_") {
+    let mut enrolled: EnrolledAgent = client.json(&req)?;
+    let token = Zeroizing::new(std::mem::take(&mut enrolled.token));
+    if !token.starts_with("brra_") {
         return Err(client.protocol("the enrolment answer holds no agent token"));
     }
     let _lock = store.lock()?;
     let mut entry = Entry::default();
     entry.agent_id = Some(enrolled.agent_id.clone());
-    entry.agent_token = Some(enrolled.token.clone());
+    entry.agent_token = Some(token.to_string());
     entry.ca_cert = options.ca_cert.clone();
     store.put(server.as_str(), entry)?;
     Ok(enrolled.agent_id.clone())
@@ -156,10 +141,14 @@ impl<'a> Repos<'a> {
     }
 
     /// `POST /repos`: creates the repository; `Ok(false)` if it exists already (409).
-    pub fn create(&self, name: &str, append_only: Option<bool>) -> Result<bool, ClientError> {
+    pub fn create(&self, name: &str, append_only: bool) -> Result<bool, ClientError> {
         crate::url::validate_repo_name(name)?;
-        let body = serde_json::to_vec(&CreateRepo { name, append_only })
-            .map_err(|e| self.client.protocol(e))?;
+        let body = serde_json::to_vec(&CreateRepository {
+            name: name.to_owned(),
+            append_only,
+            delete_delay_secs: None,
+        })
+        .map_err(|e| self.client.protocol(e))?;
         let req = Request::new(Method::POST, "/api/v1/repos", false).json(&body);
         match self.client.send(&req, &[]) {
             Ok(_) => Ok(true),
@@ -169,7 +158,7 @@ impl<'a> Repos<'a> {
     }
 
     /// `GET /repos/{name}`: the repository with its usage, as the server describes it.
-    pub fn get(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+    pub fn get(&self, name: &str) -> Result<Repository, ClientError> {
         crate::url::validate_repo_name(name)?;
         let req = Request::new(Method::GET, format!("/api/v1/repos/{name}"), true)
             .what(format!("repository {name:?}"));
@@ -177,7 +166,7 @@ impl<'a> Repos<'a> {
     }
 
     /// `GET /repos`: the company's repositories with usage.
-    pub fn list(&self) -> Result<serde_json::Value, ClientError> {
+    pub fn list(&self) -> Result<Vec<Repository>, ClientError> {
         let req = Request::new(Method::GET, "/api/v1/repos", true);
         self.client.json(&req)
     }

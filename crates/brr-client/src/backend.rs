@@ -5,17 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use brr_storage::{Backend, FileInfo, FileKind, StorageError, validate_name};
 use reqwest::Method;
-use serde::Deserialize;
 
 use crate::ClientError;
 use crate::client::{Client, Request};
-
-/// One entry of `GET …/files/{kind}`.
-#[derive(Deserialize)]
-struct ListedFile {
-    name: String,
-    size: u64,
-}
 
 /// A company repository on a `brrd` server, as a storage backend for the engine.
 ///
@@ -270,7 +262,8 @@ impl Backend for RemoteBackend {
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, StorageError> {
         let path = format!("/api/v1/repos/{}/files/{}", self.repo, kind_segment(kind));
         let req = Request::new(Method::GET, path, true).what(self.what());
-        let listed: Vec<ListedFile> = self.client.json(&req).map_err(|e| self.fail("list", e))?;
+        let listed: Vec<brr_api::repos::FileEntry> =
+            self.client.json(&req).map_err(|e| self.fail("list", e))?;
         Ok(listed
             .into_iter()
             .filter(|f| {

@@ -356,12 +356,12 @@ fn repositories_are_created_once() {
     let srv = server::start();
     let (c, _) = client(&srv.url, "good");
     let repos = Repos::new(&c);
-    assert!(repos.create("docs", None).unwrap());
-    assert!(!repos.create("docs", None).unwrap());
-    assert_eq!(repos.get("docs").unwrap()["name"], "docs");
+    assert!(repos.create("docs", false).unwrap());
+    assert!(!repos.create("docs", false).unwrap());
+    assert_eq!(repos.get("docs").unwrap().name, "docs");
     let e = repos.get("absent").unwrap_err();
     assert_eq!(e.exit_code(), EXIT_NOT_FOUND);
-    assert!(repos.create("Bad_Name", None).is_err());
+    assert!(repos.create("Bad_Name", false).is_err());
 }
 
 #[test]

@@ -99,6 +99,21 @@ async fn log(st: &St, method: &Method, path: &str) {
         .push(format!("{method} {path}"));
 }
 
+fn repository(name: &str) -> String {
+    serde_json::to_string(&brr_api::repos::Repository {
+        id: format!("id-{name}"),
+        company_id: "c1".into(),
+        name: name.into(),
+        append_only: false,
+        append_only_ends_at: None,
+        delete_delay_secs: 0,
+        created_at: 0,
+        created_by: "user:u1".into(),
+        usage: brr_api::repos::RepoUsage::default(),
+    })
+    .unwrap()
+}
+
 async fn repo_info(State(st): State<St>, headers: HeaderMap, Path(repo): Path<String>) -> Response {
     log(&st, &Method::GET, &format!("/repos/{repo}")).await;
     if !st.authorised(&headers) {
@@ -109,11 +124,7 @@ async fn repo_info(State(st): State<St>, headers: HeaderMap, Path(repo): Path<St
         );
     }
     match st.repo(&repo) {
-        Some(_) => (
-            StatusCode::OK,
-            serde_json::json!({"name": repo}).to_string(),
-        )
-            .into_response(),
+        Some(_) => (StatusCode::OK, repository(&repo)).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "not found"),
     }
 }
@@ -137,11 +148,7 @@ async fn create_repo(State(st): State<St>, headers: HeaderMap, body: Bytes) -> R
         );
     }
     repos.push(name.clone());
-    (
-        StatusCode::CREATED,
-        serde_json::json!({"name": name}).to_string(),
-    )
-        .into_response()
+    (StatusCode::CREATED, repository(&name)).into_response()
 }
 
 async fn list(
