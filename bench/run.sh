@@ -28,10 +28,11 @@
 #   7. check with full data read of repository 1, N times.
 # Every stage is timed with /usr/bin/time -f '%e %M' (wall seconds, peak RSS). Caches cannot be
 # dropped here (no root over the host's page cache), so the corpus is read once before the first
-# stage and after the mutation and every stage runs on a warm page cache. Each restored tree is
-# deleted right after its check, before its dirty pages are written back, so one restore's
-# write-back does not slow the next (no `sync` there: it would wait for every other process's
-# writes on this shared machine).
+# stage and after the mutation and every stage runs on a warm page cache. Before every timed
+# command the harness runs `sync`, outside the timing, so that no command starts with the dirty
+# pages of an earlier one (a restore's gigabyte, a backup's packs) still waiting for write-back:
+# without it the second and third restore of every tool were slowed by the first one's write-back.
+# Each restored tree is also deleted right after its check.
 #
 # Output: a Markdown report on stdout and in bench/results/<date>-<host>.md, and the same data as
 # JSON in bench/results/<date>-<host>.json. Raw measurements stay in bench/work/.
@@ -157,6 +158,8 @@ measure() {
     shift 5
     local tf=$LOGS/time.$tool.$stage.$run log=$LOGS/$tool.$stage.$run.log
     local l1 ob
+    # No command starts with an earlier command's dirty pages still to write back (not timed).
+    sync
     l1=$(load1)
     ob=$(other_builds)
     set +e
