@@ -222,3 +222,139 @@ fn keyless_gc_refuses_a_damaged_snapshot_and_a_running_prune() {
     assert_check_clean(&repo);
     let _ = Arc::clone(&repo);
 }
+
+/// One step of a random history.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Back up source `0..3` with file content `seed`.
+    Backup(usize, u64),
+    /// Forget the n-th snapshot (modulo the count).
+    Forget(usize),
+    /// Run the keyless GC (repacking everything partly unused).
+    Gc,
+    /// A backup session starts, loads the index, and will commit the n-th snapshot's references.
+    Open(usize),
+    /// The open session commits its snapshot and ends.
+    Commit,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0usize..3, 0u64..4).prop_map(|(s, seed)| Step::Backup(s, seed)),
+        2 => (0usize..8).prop_map(Step::Forget),
+        3 => Just(Step::Gc),
+        1 => (0usize..8).prop_map(Step::Open),
+        1 => Just(Step::Commit),
+    ]
+}
+
+/// Backups, then a session opens; forgets, GCs and backups run under it; it commits; anything after.
+fn history() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    let backup = (0usize..3, 0u64..4).prop_map(|(s, seed)| Step::Backup(s, seed));
+    let under = prop_oneof![
+        1 => (0usize..3, 0u64..4).prop_map(|(s, seed)| Step::Backup(s, seed)),
+        3 => (0usize..8).prop_map(Step::Forget),
+        3 => Just(Step::Gc),
+    ];
+    (
+        vec(backup, 1..5),
+        0usize..8,
+        vec(under, 1..8),
+        vec(step(), 0..6),
+    )
+        .prop_map(|(before, open, during, after)| {
+            let mut steps = before;
+            steps.push(Step::Open(open));
+            steps.extend(during);
+            steps.push(Step::Commit);
+            steps.extend(after);
+            steps
+        })
+}
+
+/// Any history of backups, forgets, keyless GCs and sessions that commit references they loaded before
+/// a GC ran: the repository stays check-clean and every snapshot reads back completely.
+#[test]
+fn random_histories_with_sessions_keep_every_snapshot_readable() {
+    use proptest::test_runner::{Config, TestRunner};
+
+    let mut runner = TestRunner::new(Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&history(), |steps| {
+            let (_dir, src, repo) = new_repo();
+            let v = view(&repo);
+            let mut session: Option<(crate::lock::RepoLock, Snapshot)> = None;
+            for s in &steps {
+                match s {
+                    Step::Backup(n, seed) => {
+                        let dir = src.join(format!("s{n}"));
+                        write_file(&dir.join("f"), *seed, 40_000);
+                        write_file(&dir.join(format!("g{seed}")), 100 + seed, 20_000);
+                        snap(&repo, &dir);
+                    }
+                    Step::Forget(i) => {
+                        let all = repo.list_snapshots().unwrap();
+                        if !all.is_empty() {
+                            forget_ids(&repo, &[all[i % all.len()].id]).unwrap();
+                        }
+                    }
+                    Step::Gc => {
+                        collect_garbage(&v, &OPTS, &NEVER, &NoProgress).unwrap();
+                    }
+                    Step::Open(i) => {
+                        let all = repo.list_snapshots().unwrap();
+                        if session.is_some() || all.is_empty() {
+                            continue;
+                        }
+                        let lock =
+                            crate::lock::acquire(repo.backend_arc(), LockKind::Shared, "backup")
+                                .unwrap();
+                        // What a backup loads: packs no GC record condemns. It deduplicates against
+                        // them only; a snapshot needing other copies would store them anew.
+                        let index = crate::index::Index::load(repo.backend()).unwrap();
+                        let like = all[i % all.len()].clone();
+                        if like.refs.iter().all(|b| index.contains(b)) {
+                            session = Some((lock, like));
+                        } else {
+                            lock.release().unwrap();
+                        }
+                    }
+                    Step::Commit => {
+                        if let Some((lock, like)) = session.take() {
+                            let mut meta = like.meta.clone();
+                            meta.time = crate::repo::now();
+                            let source: [u8; 16] = hex::decode(&like.header.source)
+                                .unwrap()
+                                .try_into()
+                                .unwrap();
+                            let (id, bytes) =
+                                encode_snapshot(repo.key(), &meta, source, like.refs.clone())
+                                    .unwrap();
+                            repo.backend()
+                                .write(FileKind::Snapshot, &id.to_hex(), &bytes)
+                                .unwrap();
+                            lock.release().unwrap();
+                        }
+                    }
+                }
+            }
+            if let Some((lock, _)) = session.take() {
+                lock.release().unwrap();
+            }
+            collect_garbage(&v, &OPTS, &NEVER, &NoProgress).unwrap();
+            proptest::prop_assert!(records(&repo).is_empty());
+            assert_check_clean(&repo);
+            for s in repo.list_snapshots().unwrap() {
+                assert_readable(&repo, &s);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
