@@ -16,7 +16,7 @@ use brr_storage::FileKind;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, Utc};
 
 use super::{KeylessRepo, PublicSnapshot};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// How snapshots are grouped before the policy applies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,6 +110,17 @@ pub fn plan_for(
     opts: &KeylessRetentionOptions,
 ) -> Result<KeylessRetentionPlan> {
     opts.policy.validate().map_err(CoreError::from)?;
+    if let Some(tag) = &opts.source
+        && (tag.len() != 32
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(EngineError::invalid(
+            "source tag",
+            format!("{tag:?} is not 32 lower-case hex characters"),
+        ));
+    }
     let mut groups: BTreeMap<Option<String>, Vec<&PublicSnapshot>> = BTreeMap::new();
     for s in snapshots {
         if opts.source.as_ref().is_some_and(|t| *t != s.source) {

@@ -162,9 +162,10 @@ fn grouping_source_filter_and_wall_clock() {
             .unwrap()
             .fixed_offset()
     };
-    let late = snap(1, "aa", utc(23, 30));
-    let early = snap(2, "aa", utc(0, 30));
-    let other = snap(3, "bb", utc(1, 30));
+    let (aa, bb) = ("aa".repeat(16), "bb".repeat(16));
+    let late = snap(1, &aa, utc(23, 30));
+    let early = snap(2, &aa, utc(0, 30));
+    let other = snap(3, &bb, utc(1, 30));
     let all = [late.clone(), early.clone(), other.clone()];
     let daily = |grouping, clock, source: Option<&str>| {
         plan_for(
@@ -180,7 +181,7 @@ fn grouping_source_filter_and_wall_clock() {
     };
     let by_tag = daily(Grouping::SourceTag, WallClock::Utc, None);
     assert_eq!(by_tag.groups.len(), 2);
-    assert_eq!(by_tag.groups[0].source.as_deref(), Some("aa"));
+    assert_eq!(by_tag.groups[0].source.as_deref(), Some(aa.as_str()));
     let whole = daily(Grouping::Repository, WallClock::Utc, None);
     assert_eq!(whole.groups.len(), 1);
     assert_eq!(whole.groups[0].source, None);
@@ -191,9 +192,22 @@ fn grouping_source_filter_and_wall_clock() {
     let days_kept = |p: &crate::keyless::retention::KeylessRetentionPlan| p.groups[0].keep.len();
     assert_eq!(days_kept(&utc_days), 2);
     assert_eq!(days_kept(&local_days), 1);
-    let only = daily(Grouping::SourceTag, WallClock::Utc, Some("bb"));
+    let only = daily(Grouping::SourceTag, WallClock::Utc, Some(&bb));
     assert_eq!(only.groups.len(), 1);
     assert_eq!(only.groups[0].keep[0].0, other.id);
+    // A source that is not a tag is refused.
+    for bad in ["AA".repeat(16), "a".repeat(31), "g".repeat(32)] {
+        let e = plan_for(
+            &all,
+            &KeylessRetentionOptions {
+                policy: RetentionPolicy::default().with_last(1),
+                source: Some(bad),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "BRR-E009", "{e}");
+    }
     // An empty policy is refused.
     let e = plan_for(&all, &KeylessRetentionOptions::default()).unwrap_err();
     assert!(e.to_string().contains("retention policy is empty"), "{e}");
