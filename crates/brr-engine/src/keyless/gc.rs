@@ -51,7 +51,9 @@ impl std::fmt::Debug for SessionJudge<'_> {
 }
 
 /// A staleness rule: a lock last written at least `timeout` before `now` has ended; a lock never seen
-/// written has not (the caller learns its time first).
+/// written has not (the caller learns its time first). Choose `timeout` as several
+/// [`crate::lock::REFRESH_INTERVAL`]s (15 minutes); clients that do not refresh (older versions) need a
+/// longer one, at least for exclusive locks, since two collections must never overlap.
 pub fn stale_after(
     now: DateTime<Utc>,
     timeout: TimeDelta,
