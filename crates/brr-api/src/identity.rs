@@ -321,8 +321,11 @@ pub struct CreatedApiKey {
 pub struct Me {
     /// The user, absent when the caller is an agent.
     pub user: Option<User>,
-    /// The agent key id, when the caller is an agent.
+    /// The API key id, when the caller is an API key or an agent enrolled with one.
     pub api_key_id: Option<String>,
+    /// The agent id, when the caller is an enrolled agent.
+    #[serde(default)]
+    pub agent_id: Option<String>,
     /// The caller's company.
     pub company_id: Option<String>,
 }

@@ -16,12 +16,16 @@ impl Service {
                 Ok(Me {
                     user: Some(user.to_api()?),
                     api_key_id: None,
+                    agent_id: None,
                     company_id: company_id.clone(),
                 })
             }
             Principal::Agent {
-                key_id, company_id, ..
+                key_id,
+                company_id,
+                agent_id,
             } => Ok(Me {
+                agent_id: agent_id.clone(),
                 user: None,
                 api_key_id: Some(key_id.clone()),
                 company_id: Some(company_id.clone()),

@@ -476,6 +476,36 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
                 e.path
             );
         }
+        // Repository files are for the company alone: provider staff (who may read repository
+        // metadata) and a bare API key get 403 on every file route, without reading any body.
+        for e in list
+            .iter()
+            .filter(|e| e.path.starts_with("/api/v1/repos/{repo}/"))
+        {
+            let method = Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
+            let body = probes[&(e.method.as_str(), e.path)].clone();
+            for c in callers
+                .iter()
+                .filter(|c| matches!(c.name, "operator" | "security officer" | "agent of A"))
+            {
+                let (s, b) = t
+                    .call(
+                        method.clone(),
+                        &fill(e.path, &w, &w.a),
+                        c.token.as_deref(),
+                        body.clone(),
+                    )
+                    .await;
+                assert_eq!(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    "{} {} as {}: {b}",
+                    e.method,
+                    e.path,
+                    c.name
+                );
+            }
+        }
         // Nothing of company A was changed by the attempts.
         let aa = t.login(w.a_admin_email).await;
         let (s, users) = t

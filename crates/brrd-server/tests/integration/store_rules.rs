@@ -64,6 +64,7 @@ async fn agents_enrol_with_a_key_and_are_revoked() {
         let (s, me) = t.get("/api/v1/me", &token).await;
         assert_eq!(s, StatusCode::OK, "{me}");
         assert_eq!(me["company_id"], a.company.as_str());
+        assert_eq!(me["agent_id"], id.as_str());
         // A wrong secret for a real agent id is refused.
         let forged = format!("brra_{id}_{}", "A".repeat(43));
         let (s, _) = t.get("/api/v1/repos", &forged).await;
@@ -514,4 +515,22 @@ async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
         assert_eq!(report.snapshots, 1);
         t.running.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_limit_wait_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = local_files(&engine_repo(dir.path()));
+    let backend = backends().remove(0);
+    let t = start_server(&backend, |c| c.store.max_concurrent_uploads = 1).await;
+    let a = tenant(&t, "a", json!({"name": "main"})).await;
+    let uploads = files[&FileKind::Pack]
+        .iter()
+        .map(|(name, bytes)| t.put_file(&a.agent, &a.repo, FileKind::Pack, name, bytes));
+    for (s, e) in futures_util::future::join_all(uploads).await {
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+    }
+    let (_, r) = t.get(&format!("/api/v1/repos/{}", a.repo), &a.agent).await;
+    assert_eq!(r["usage"]["packs"], files[&FileKind::Pack].len());
+    t.running.shutdown().await;
 }
