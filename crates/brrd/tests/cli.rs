@@ -132,3 +132,86 @@ fn bad_configuration_is_reported() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error[config]"));
 }
+
+#[test]
+fn repo_reindex_reads_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // The first run creates the database; there is nothing to reindex yet.
+    let out = brrd(data)
+        .args(["repo", "reindex", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let (company, repo) = (
+        "11111111-1111-4111-8111-111111111111",
+        "22222222-2222-4222-8222-222222222222",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", data.join("brrd.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO companies (id, name, site, visibility, status, created_at) VALUES ($1, 'C', 'DE-FRA', 'private', 'active', 0)")
+            .bind(company)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO repositories (id, company_id, name, append_only, append_only_ends_at, delete_delay_secs, created_at, created_by) VALUES ($1, $2, 'main', 0, NULL, 0, 0, 'user:x')")
+            .bind(repo)
+            .bind(company)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let root = data.join("repos").join(company).join(repo);
+    std::fs::create_dir_all(root.join("locks")).unwrap();
+    std::fs::create_dir_all(root.join("snapshots")).unwrap();
+    std::fs::write(
+        root.join("locks/00aa"),
+        br#"{"kind":"shared","purpose":"backup","hostname":"h","pid":1,"username":"u","created":"2026-11-23T10:00:00+01:00"}"#,
+    )
+    .unwrap();
+    let garbage = "ab".repeat(32);
+    std::fs::write(root.join("snapshots").join(&garbage), b"not a snapshot").unwrap();
+    let out = brrd(data)
+        .args(["repo", "reindex", "--repo", repo])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"], 1, "{report}");
+    assert!(
+        report["unreadable"][0].as_str().unwrap().contains(&garbage),
+        "{report}"
+    );
+    std::fs::remove_file(root.join("snapshots").join(&garbage)).unwrap();
+    let out = brrd(data)
+        .args(["repo", "reindex", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let missing = brrd(data)
+        .args(["repo", "reindex", "--repo", company])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("error[not_found]"));
+}

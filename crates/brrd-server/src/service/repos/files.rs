@@ -202,6 +202,11 @@ impl Service {
         let (row, _) = self.file_access(ctx, repo, kind, FileOp::Read).await?;
         let backend = self.store.backend(&row.company_id, &row.id)?;
         let name = name.to_string();
+        let _permit = if body {
+            Some(self.store.download_permit().await?)
+        } else {
+            None
+        };
         blocking(move || {
             let size = backend.size(kind, &name).map_err(Error::storage)?;
             if !body {

@@ -1,5 +1,6 @@
 //! The repository store: one `brr_storage` backend per repository at `<company id>/<repository id>/`
-//! under `[store] url`, blocking calls moved off the async workers, and the upload semaphore.
+//! under `[store] url`, blocking calls moved off the async workers, and the upload and download
+//! semaphores.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ pub struct Store {
     base: String,
     open: Mutex<HashMap<String, Arc<dyn Backend>>>,
     uploads: Arc<Semaphore>,
+    downloads: Arc<Semaphore>,
     /// Largest accepted upload body.
     pub max_upload_bytes: u64,
 }
@@ -33,6 +35,7 @@ impl Store {
             base,
             open: Mutex::new(HashMap::new()),
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+            downloads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
             max_upload_bytes: config.max_upload_bytes,
         })
     }
@@ -55,6 +58,16 @@ impl Store {
     /// Waits for an upload slot; the slot is released when the permit is dropped.
     pub async fn upload_permit(&self) -> Result<OwnedSemaphorePermit> {
         self.uploads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)
+    }
+
+    /// Waits for a download slot (file bodies are read into memory whole, so they are bounded like
+    /// uploads: at most `max_concurrent_uploads` at once).
+    pub async fn download_permit(&self) -> Result<OwnedSemaphorePermit> {
+        self.downloads
             .clone()
             .acquire_owned()
             .await
