@@ -1,5 +1,5 @@
 //! Scrub of the small files: snapshots, index files, GC records and locks, key slots, config. Each is
-//! read whole (they are what every client loads anyway).
+//! read whole (they are what every client loads anyway), one per thread at a time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +14,7 @@ use brr_storage::{Backend, FileInfo, FileKind};
 use super::{Problem, Read, ScrubFinding, ScrubOptions, ScrubReport, found, read_whole};
 use crate::check::file_path;
 use crate::error::{EngineError, Result};
-use crate::keyless::{PublicSnapshot, public_snapshot};
+use crate::keyless::public_snapshot;
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
 
@@ -23,7 +23,7 @@ pub(super) fn scrub_snapshots(
     opts: &ScrubOptions,
     report: &mut ScrubReport,
     progress: &dyn Progress,
-) -> Result<(Vec<PublicSnapshot>, Vec<ScrubFinding>)> {
+) -> Result<(Vec<SnapshotId>, Vec<ScrubFinding>)> {
     let list = backend.list(FileKind::Snapshot)?;
     progress.start("scrubbing snapshots", Some(list.len() as u64), None);
     let results = parallel_map(list, opts.threads, |f| -> Result<(String, u64, Read<_>)> {
@@ -34,8 +34,9 @@ pub(super) fn scrub_snapshots(
                 Some(bytes) => {
                     progress.items(1);
                     progress.bytes(bytes.len() as u64);
+                    // Only the ID is kept: the references are read again, one snapshot at a time.
                     match public_snapshot(id, &bytes) {
-                        Ok(s) => Read::Good(s),
+                        Ok(s) => Read::Good(s.id),
                         Err(EngineError::Damaged(m)) => Read::Bad(m),
                         Err(e) => Read::Bad(e.to_string()),
                     }
@@ -53,6 +54,7 @@ pub(super) fn scrub_snapshots(
             Read::Good(s) => {
                 report.files += 1;
                 report.bytes += size;
+                report.snapshots += 1;
                 good.push(s);
             }
             Read::Bad(reason) => {

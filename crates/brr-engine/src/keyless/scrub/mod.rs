@@ -11,15 +11,17 @@
 //! | GC records, locks | parse | damaged `gc/<id>`; an unreadable lock is a warning |
 //!
 //! Every damaged or missing pack names the snapshots that reference a blob it holds (blobs known from
-//! its trailer, or else from the index files that describe it). Memory is bounded by the largest
-//! snapshot or index file and by the set of blob IDs, never by a pack: packs are hashed range by range
-//! on [`ScrubOptions::threads`] threads. Files removed while the scrub runs (by a concurrent prune) are
-//! not damage and are skipped.
+//! its trailer, or else from the index files that describe it). Memory is bounded by one snapshot or
+//! index file per thread, the set of distinct blob IDs in packs, and the descriptions in live index
+//! files — never by a pack (hashed range by range on [`ScrubOptions::threads`] threads) nor by the sum
+//! of all snapshots' references (snapshots are verified first, then read again one at a time to link
+//! them to damaged packs). Files removed while the scrub runs (by a concurrent prune) are not damage
+//! and are skipped.
 
 mod files;
 mod packs;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use brr_core::id::{BlobId, PackId, SnapshotId};
 use brr_storage::{Backend, FileKind};
@@ -27,6 +29,8 @@ use brr_storage::{Backend, FileKind};
 use super::KeylessRepo;
 use crate::check::file_path;
 use crate::error::{EngineError, Result};
+use crate::keyless::public_snapshot;
+use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use files::{scrub_config, scrub_gc_records, scrub_index_files, scrub_keys, scrub_snapshots};
 use packs::scrub_packs;
@@ -194,51 +198,36 @@ pub fn scrub(
         }
     }
 
-    // Which snapshots each damaged or missing pack affects.
+    // Referenced blobs that no stored pack holds (damaged packs' known blobs count as held: the
+    // damaged pack is the finding).
+    let mut held: HashSet<BlobId> = packs.healthy_blobs;
     let mut by_blob: HashMap<BlobId, Vec<usize>> = HashMap::new();
-    for (i, (_, blobs)) in pack_findings.iter().enumerate() {
+    for (i, (f, blobs)) in pack_findings.iter().enumerate() {
+        if f.problem == Problem::Damaged {
+            held.extend(blobs.iter().copied());
+        }
         for b in blobs {
             by_blob.entry(*b).or_default().push(i);
         }
     }
-    let mut affected: Vec<HashSet<SnapshotId>> = vec![HashSet::new(); pack_findings.len()];
-    for s in &snapshots {
-        for r in &s.refs {
-            if let Some(list) = by_blob.get(r) {
-                for &i in list {
-                    affected[i].insert(s.id);
-                }
-            }
-        }
-    }
-    drop(by_blob);
 
-    // Referenced blobs that no stored pack holds (damaged packs' known blobs count as held: the
-    // damaged pack is the finding).
-    let mut held: HashSet<BlobId> = packs.healthy_blobs;
-    for (f, blobs) in &pack_findings {
-        if f.problem == Problem::Damaged {
-            held.extend(blobs.iter().copied());
+    // Second pass over the snapshots of the first, one at a time per thread: memory is bounded by one
+    // snapshot's references, not by all of them.
+    progress.start("linking snapshots", Some(snapshots.len() as u64), None);
+    let links = parallel_map(snapshots, opts.threads, |id| {
+        let r = link_snapshot(backend, id, &by_blob, &held);
+        progress.items(1);
+        r
+    });
+    progress.finish();
+    let mut affected: Vec<BTreeSet<SnapshotId>> = vec![BTreeSet::new(); pack_findings.len()];
+    for link in links {
+        let Some(link) = link? else { continue };
+        for i in link.hits {
+            affected[i].insert(link.id);
         }
-    }
-    for s in &snapshots {
-        let missing: Vec<&BlobId> = s.refs.iter().filter(|b| !held.contains(b)).collect();
-        // A snapshot forgotten meanwhile may have lost its packs to a concurrent prune: not damage.
-        let forgotten = || matches!(backend.size(FileKind::Snapshot, &s.id.to_hex()), Err(e) if e.is_not_found());
-        if let Some(first) = missing.first()
-            && !forgotten()
-        {
-            let mut f = found(
-                FileKind::Snapshot,
-                &s.id.to_hex(),
-                Problem::Missing,
-                format!(
-                    "{} referenced blob(s) are in no stored pack (e.g. {})",
-                    missing.len(),
-                    first.short()
-                ),
-            );
-            f.snapshots = vec![s.id];
+        if let Some(mut f) = link.finding {
+            f.snapshots = vec![link.id];
             snapshot_findings.push(f);
         }
     }
@@ -247,9 +236,7 @@ pub fn scrub(
         .into_iter()
         .zip(affected)
         .map(|((mut f, _), set)| {
-            let mut ids: Vec<SnapshotId> = set.into_iter().collect();
-            ids.sort();
-            f.snapshots = ids;
+            f.snapshots = set.into_iter().collect();
             f
         })
         .collect();
@@ -263,7 +250,67 @@ pub fn scrub(
     out.extend(records.findings);
     out.extend(scrub_config(backend, &mut report)?);
     report.findings = out;
-    report.snapshots = snapshots.len() as u64;
     report.warnings.sort();
     Ok(report)
+}
+
+/// One snapshot of the first pass, linked to the pack findings.
+struct Link {
+    id: SnapshotId,
+    /// Pack findings holding a blob it references.
+    hits: Vec<usize>,
+    /// Blobs it references that no stored pack holds, or damage that appeared since the first pass.
+    finding: Option<ScrubFinding>,
+}
+
+/// Reads snapshot `id` again and links it: which damaged or missing packs it needs, which of its blobs
+/// no pack holds. `None` when it was forgotten meanwhile (its packs may be gone with it: not damage).
+fn link_snapshot(
+    backend: &dyn Backend,
+    id: SnapshotId,
+    by_blob: &HashMap<BlobId, Vec<usize>>,
+    held: &HashSet<BlobId>,
+) -> Result<Option<Link>> {
+    let name = id.to_hex();
+    let Some(bytes) = read_whole(backend, FileKind::Snapshot, &name)? else {
+        return Ok(None);
+    };
+    let s = match public_snapshot(id, &bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = match e {
+                EngineError::Damaged(m) => m,
+                e => e.to_string(),
+            };
+            return Ok(Some(Link {
+                id,
+                hits: Vec::new(),
+                finding: Some(found(FileKind::Snapshot, &name, Problem::Damaged, reason)),
+            }));
+        }
+    };
+    drop(bytes);
+    let mut hits: Vec<usize> = s
+        .refs
+        .iter()
+        .filter_map(|r| by_blob.get(r))
+        .flatten()
+        .copied()
+        .collect();
+    hits.sort_unstable();
+    hits.dedup();
+    let mut missing = s.refs.iter().filter(|b| !held.contains(b));
+    let finding = missing.next().map(|first| {
+        found(
+            FileKind::Snapshot,
+            &name,
+            Problem::Missing,
+            format!(
+                "{} referenced blob(s) are in no stored pack (e.g. {})",
+                1 + missing.count(),
+                first.short()
+            ),
+        )
+    });
+    Ok(Some(Link { id, hits, finding }))
 }
