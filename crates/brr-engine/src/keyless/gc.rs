@@ -77,13 +77,7 @@ fn with_target<T>(
     judge: &SessionJudge<'_>,
     f: impl FnOnce(&GcTarget<'_>) -> Result<T>,
 ) -> Result<T> {
-    let referenced = || -> Result<HashSet<BlobId>> {
-        Ok(view
-            .snapshots()?
-            .iter()
-            .flat_map(|s| s.refs.iter().copied())
-            .collect())
-    };
+    let referenced = || -> Result<HashSet<BlobId>> { view.referenced_blobs() };
     let stale = |name: &str, lock: Option<&LockFile>| {
         (judge.is_stale)(name, lock, (judge.last_written)(name))
     };

@@ -18,6 +18,7 @@ pub mod scrub;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use brr_core::config::RepoConfig;
@@ -28,6 +29,7 @@ use brr_core::lockfile::LockFile;
 use brr_core::snapshot::parse_snapshot_public;
 use brr_storage::{Backend, FileInfo, FileKind};
 use chrono::{DateTime, FixedOffset};
+use parking_lot::Mutex;
 
 use crate::error::{EngineError, Result};
 use crate::index::{read_index_files, read_pack_trailer};
@@ -122,6 +124,15 @@ impl KeylessRepo {
     /// Every snapshot that reads and parses, oldest first, and the names of those that do not, with
     /// the reason. Snapshots removed while listing are left out.
     pub fn snapshots_lenient(&self) -> Result<(Vec<PublicSnapshot>, Vec<Unreadable>)> {
+        self.collect_snapshots(true)
+    }
+
+    /// [`Self::snapshots_lenient`], with `refs` left empty unless `keep_refs` (what retention needs
+    /// is small; all references of all snapshots may not be).
+    pub(crate) fn collect_snapshots(
+        &self,
+        keep_refs: bool,
+    ) -> Result<(Vec<PublicSnapshot>, Vec<Unreadable>)> {
         let names: Vec<String> = self
             .backend
             .list(FileKind::Snapshot)?
@@ -129,7 +140,12 @@ impl KeylessRepo {
             .map(|f| f.name)
             .collect();
         let loaded = parallel_map(names, 4, |name| {
-            let r = self.read_snapshot(&name);
+            let r = self.read_snapshot(&name).map(|mut s| {
+                if !keep_refs {
+                    s.refs = Vec::new();
+                }
+                s
+            });
             (name, r)
         });
         let mut good = Vec::new();
@@ -146,6 +162,40 @@ impl KeylessRepo {
         good.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
         bad.sort();
         Ok((good, bad))
+    }
+
+    /// The union of the references of every snapshot, read a few at a time (memory grows with the
+    /// distinct blobs, not with the snapshots). A snapshot that does not match its name or does not
+    /// parse is an error naming it: GC must not trust its references.
+    pub fn referenced_blobs(&self) -> Result<HashSet<BlobId>> {
+        let names: Vec<String> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let all = Mutex::new(HashSet::new());
+        let results = parallel_map(names, 4, |name| -> Result<()> {
+            match self.read_snapshot(&name) {
+                Ok(s) => {
+                    all.lock().extend(s.refs);
+                    Ok(())
+                }
+                Err(EngineError::Storage(e)) if e.is_not_found() => Ok(()),
+                Err(EngineError::Storage(e)) => Err(e.into()),
+                Err(EngineError::Damaged(m)) => {
+                    Err(EngineError::Damaged(format!("snapshot {name}: {m}")))
+                }
+                Err(e) => Err(e),
+            }
+        });
+        let mut errors: Vec<EngineError> = results.into_iter().filter_map(|r| r.err()).collect();
+        if !errors.is_empty() {
+            // The first by name, so the message does not depend on thread timing.
+            errors.sort_by_key(|e| e.to_string());
+            return Err(errors.remove(0));
+        }
+        Ok(all.into_inner())
     }
 
     /// The live (not superseded) index files: IDs and contents. A damaged index file is an error.

@@ -98,7 +98,7 @@ pub fn plan_retention(
     opts: &KeylessRetentionOptions,
 ) -> Result<KeylessRetentionPlan> {
     opts.policy.validate().map_err(CoreError::from)?;
-    let (snapshots, unreadable) = view.snapshots_lenient()?;
+    let (snapshots, unreadable) = view.collect_snapshots(false)?;
     let mut plan = plan_for(&snapshots, opts)?;
     plan.unreadable = unreadable;
     Ok(plan)

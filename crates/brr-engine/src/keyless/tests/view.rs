@@ -37,6 +37,9 @@ fn the_view_lists_snapshots_index_files_packs_and_locks_like_the_keyed_repositor
         );
     }
     assert_ne!(public[0].source, public[1].source, "two sources, two tags");
+    let union: std::collections::HashSet<_> =
+        keyed.iter().flat_map(|s| s.refs.iter().copied()).collect();
+    assert_eq!(v.referenced_blobs().unwrap(), union);
     assert_eq!(v.read_snapshot(&public[0].id.to_hex()).unwrap(), public[0]);
 
     let (ids, files) = v.index_files().unwrap();
@@ -95,6 +98,9 @@ fn a_snapshot_under_a_wrong_name_is_refused() {
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].0, wrong);
     assert!(v.snapshots().unwrap_err().to_string().contains(&wrong));
+    let e = v.referenced_blobs().unwrap_err();
+    assert_eq!(e.code(), "BRR-E010", "{e}");
+    assert!(e.to_string().contains(&wrong), "{e}");
     let e = v.read_snapshot("not-hex").unwrap_err();
     assert_eq!(e.code(), "BRR-E010", "{e}");
 }
