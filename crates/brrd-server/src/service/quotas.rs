@@ -6,6 +6,7 @@ use brr_api::repos::{CompanyUsage, Quota};
 
 use super::access::{Need, company_scope};
 use super::repos::dedup_ratio;
+use super::repos::store::Reservation;
 use super::{Ctx, Service};
 use crate::error::{Error, Result};
 
@@ -163,6 +164,26 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// Reserves `extra` bytes for an upload of the company, refused past its byte limit counting the
+    /// uploads in progress; hold the reservation until the upload is recorded.
+    pub async fn reserve_bytes(&self, company_id: &str, extra: u64) -> Result<Reservation> {
+        let (reservation, others) = self.store.reserve(company_id, extra)?;
+        if let Some(max) = self.load_quota(company_id).await?.max_stored_bytes {
+            let used = self.company_stored_bytes(company_id).await?;
+            if used.saturating_add(others).saturating_add(extra) > max {
+                let pending = if others > 0 {
+                    format!(" (and {others} being uploaded)")
+                } else {
+                    String::new()
+                };
+                return Err(Error::QuotaExceeded(format!(
+                    "storage quota exceeded: {used} of {max} bytes used{pending}, this upload needs {extra} more"
+                )));
+            }
+        }
+        Ok(reservation)
     }
 
     /// Refuses one more snapshot past the company's limit.

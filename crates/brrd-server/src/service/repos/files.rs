@@ -7,10 +7,8 @@
 //! ever lags behind the store (a crash between the two is healed by the retried upload), so a
 //! snapshot is accepted only when every blob it references is recorded in a stored pack.
 
-use std::collections::HashMap;
-
 use brr_storage::{FileKind, validate_name};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 use super::checks::{self, Parsed, content_addressed, kind_name};
 use super::rules::{Allowed, FileOp, RepoOp, file_rule};
@@ -19,125 +17,11 @@ use super::{RepoRow, Service};
 use crate::error::{Error, Result};
 use crate::service::Ctx;
 
-/// Blob IDs per database query.
-const BATCH: usize = 400;
-
-/// A `Range: bytes=…` request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ByteRange {
-    /// `bytes=A-` or `bytes=A-B` (inclusive).
-    From(u64, Option<u64>),
-    /// `bytes=-N`: the last N bytes.
-    Suffix(u64),
-}
-
-impl ByteRange {
-    /// Parses one range of a `Range` header; several ranges or other units are refused.
-    pub fn parse(header: &str) -> Result<ByteRange> {
-        let bad = || Error::invalid(format!("unsupported Range {header:?}: use bytes=A-B"));
-        let spec = header.trim().strip_prefix("bytes=").ok_or_else(bad)?;
-        if spec.contains(',') {
-            return Err(bad());
-        }
-        let (a, b) = spec.split_once('-').ok_or_else(bad)?;
-        let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
-        match (a.trim().is_empty(), b.trim().is_empty()) {
-            (true, false) => Ok(ByteRange::Suffix(num(b)?)),
-            (false, true) => Ok(ByteRange::From(num(a)?, None)),
-            (false, false) => {
-                let (a, b) = (num(a)?, num(b)?);
-                if b < a {
-                    return Err(bad());
-                }
-                Ok(ByteRange::From(a, Some(b)))
-            }
-            (true, true) => Err(bad()),
-        }
-    }
-
-    /// Offset and length inside a file of `size` bytes; [`Error::RangeNotSatisfiable`] outside it.
-    pub fn resolve(self, size: u64) -> Result<(u64, u64)> {
-        let out = Error::RangeNotSatisfiable { size };
-        match self {
-            ByteRange::From(a, _) if a >= size => Err(out),
-            ByteRange::From(a, b) => {
-                let end = b.unwrap_or(u64::MAX).min(size - 1);
-                Ok((a, end - a + 1))
-            }
-            ByteRange::Suffix(0) => Err(out),
-            ByteRange::Suffix(n) if size == 0 => {
-                let _ = n;
-                Err(out)
-            }
-            ByteRange::Suffix(n) => {
-                let len = n.min(size);
-                Ok((size - len, len))
-            }
-        }
-    }
-}
-
-/// A file (or part of one) read from a repository.
-#[derive(Debug)]
-pub struct FileRead {
-    /// The bytes.
-    pub bytes: Vec<u8>,
-    /// The whole file's size.
-    pub size: u64,
-    /// For a range request: offset of `bytes`.
-    pub range_start: Option<u64>,
-}
-
-/// The outcome of an accepted upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stored {
-    /// False if an identical file was already stored (nothing was rewritten).
-    pub created: bool,
-    /// Bytes received.
-    pub size: u64,
-}
-
-/// Reads a body chunk by chunk into memory, hashing as it arrives, refusing it past `limit` bytes.
-pub async fn read_body<S, B, E>(
-    mut body: S,
-    limit: u64,
-    hint: Option<u64>,
-) -> Result<(Vec<u8>, String)>
-where
-    S: Stream<Item = std::result::Result<B, E>> + Unpin,
-    B: AsRef<[u8]>,
-    E: std::fmt::Display,
-{
-    let cap = hint.unwrap_or(0).min(limit).min(64 << 20);
-    let mut buf = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
-    let mut hasher = blake3::Hasher::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::invalid(format!("the upload broke off: {e}")))?;
-        let chunk = chunk.as_ref();
-        if buf.len() as u64 + chunk.len() as u64 > limit {
-            return Err(too_large(limit));
-        }
-        hasher.update(chunk);
-        buf.extend_from_slice(chunk);
-    }
-    Ok((buf, hasher.finalize().to_hex().to_string()))
-}
-
-fn too_large(limit: u64) -> Error {
-    Error::TooLarge(format!(
-        "the body exceeds the upload limit of {limit} bytes"
-    ))
-}
+use super::transfer::too_large;
+pub use super::transfer::{ByteRange, FileRead, Stored, read_body};
 
 fn check_file_name(kind: FileKind, name: &str) -> Result<()> {
     validate_name(kind, name).map_err(|e| Error::invalid(e.to_string()))
-}
-
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Service {
@@ -358,7 +242,8 @@ impl Service {
             _ => {}
         }
         let old = existing.unwrap_or(0);
-        self.check_quota_bytes(&row.company_id, size.saturating_sub(old))
+        let _reservation = self
+            .reserve_bytes(&row.company_id, size.saturating_sub(old))
             .await?;
         let n = name.to_string();
         let data = bytes;
@@ -397,33 +282,6 @@ impl Service {
             Err(e) => Err(Error::storage(e)),
         })
         .await
-    }
-
-    /// Blobs of `ids` the repository holds in a recorded pack that no GC record condemns, with the
-    /// smallest stored length of each.
-    pub async fn usable_blobs(
-        &self,
-        repo_id: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, u64>> {
-        let mut found = HashMap::new();
-        for batch in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT b.blob_id, MIN(b.stored_len) FROM repo_blobs b \
-                 WHERE b.repo_id = $1 AND b.blob_id IN ({}) \
-                 AND NOT EXISTS (SELECT 1 FROM repo_condemned c WHERE c.repo_id = b.repo_id AND c.pack_id = b.pack_id) \
-                 GROUP BY b.blob_id",
-                placeholders(2, batch.len())
-            );
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
-            for id in batch {
-                q = q.bind(id);
-            }
-            for (id, len) in q.fetch_all(&self.db.pool).await? {
-                found.insert(id, u64::try_from(len).unwrap_or(0));
-            }
-        }
-        Ok(found)
     }
 
     /// Every reference must be usable; returns the sum of their stored lengths.
@@ -481,125 +339,6 @@ impl Service {
             Ok(())
         })
         .await
-    }
-
-    /// Records what the server learned from a stored file (idempotent).
-    pub(super) async fn record_file(
-        &self,
-        actor: &str,
-        row: &RepoRow,
-        (kind, name, size): (FileKind, &str, u64),
-        parsed: &Parsed,
-        ref_bytes: u64,
-    ) -> Result<()> {
-        let now = self.now();
-        let size_i = i64::try_from(size).map_err(Error::internal)?;
-        let mut tx = self.db.pool.begin().await?;
-        if let Parsed::Pack(blobs) = parsed {
-            sqlx::query(
-                "INSERT INTO repo_packs (repo_id, pack_id, size, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (repo_id, pack_id) DO NOTHING",
-            )
-            .bind(&row.id)
-            .bind(name)
-            .bind(size_i)
-            .bind(actor)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            for chunk in blobs.chunks(100) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let b = 3 + i * 4;
-                        format!("($1, ${b}, $2, ${}, ${}, ${})", b + 1, b + 2, b + 3)
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO repo_blobs (repo_id, blob_id, pack_id, blob_type, blob_offset, stored_len) VALUES {} \
-                     ON CONFLICT (repo_id, blob_id, pack_id) DO NOTHING",
-                    values.join(", ")
-                );
-                let mut q = sqlx::query(&sql).bind(&row.id).bind(name);
-                for blob in chunk {
-                    q = q
-                        .bind(&blob.id)
-                        .bind(blob.blob_type)
-                        .bind(i64::try_from(blob.offset).map_err(Error::internal)?)
-                        .bind(i64::try_from(blob.length).map_err(Error::internal)?);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO repo_files (repo_id, kind, name, size, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (repo_id, kind, name) DO UPDATE SET size = excluded.size, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at",
-        )
-        .bind(&row.id)
-        .bind(kind_name(kind))
-        .bind(name)
-        .bind(size_i)
-        .bind(actor)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        match parsed {
-            Parsed::Snapshot {
-                time_ms,
-                source,
-                refs,
-            } => {
-                sqlx::query(
-                    "INSERT INTO repo_snapshots (repo_id, snapshot_id, time, source, ref_count, size, created_by, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repo_id, snapshot_id) DO NOTHING",
-                )
-                .bind(&row.id)
-                .bind(name)
-                .bind(*time_ms)
-                .bind(source)
-                .bind(i64::try_from(refs.len()).map_err(Error::internal)?)
-                .bind(i64::try_from(ref_bytes).map_err(Error::internal)?)
-                .bind(actor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Parsed::Index { supersedes, .. } => {
-                for s in supersedes {
-                    sqlx::query(
-                        "INSERT INTO repo_supersedes (repo_id, index_id, superseded_id) VALUES ($1, $2, $3) \
-                         ON CONFLICT (repo_id, index_id, superseded_id) DO NOTHING",
-                    )
-                    .bind(&row.id)
-                    .bind(name)
-                    .bind(s)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            Parsed::Gc(packs) => {
-                sqlx::query("DELETE FROM repo_condemned WHERE repo_id = $1 AND gc_name = $2")
-                    .bind(&row.id)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                for p in packs {
-                    sqlx::query(
-                        "INSERT INTO repo_condemned (repo_id, gc_name, pack_id) VALUES ($1, $2, $3) \
-                         ON CONFLICT (repo_id, gc_name, pack_id) DO NOTHING",
-                    )
-                    .bind(&row.id)
-                    .bind(name)
-                    .bind(p)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            Parsed::Pack(_) | Parsed::Other => {}
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// `DELETE /repos/{repo}/files/{kind}/{name}`.
@@ -725,74 +464,5 @@ impl Service {
             .await?;
         let found = self.usable_blobs(&row.id, ids).await?;
         Ok(ids.iter().map(|i| found.contains_key(i)).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(
-            ByteRange::parse("bytes=0-9").unwrap().resolve(100).unwrap(),
-            (0, 10)
-        );
-        assert_eq!(
-            ByteRange::parse("bytes=90-").unwrap().resolve(100).unwrap(),
-            (90, 10)
-        );
-        assert_eq!(
-            ByteRange::parse("bytes=90-500")
-                .unwrap()
-                .resolve(100)
-                .unwrap(),
-            (90, 10)
-        );
-        assert_eq!(
-            ByteRange::parse("bytes=-5").unwrap().resolve(100).unwrap(),
-            (95, 5)
-        );
-        assert_eq!(
-            ByteRange::parse("bytes=-500")
-                .unwrap()
-                .resolve(100)
-                .unwrap(),
-            (0, 100)
-        );
-        assert!(matches!(
-            ByteRange::parse("bytes=100-").unwrap().resolve(100),
-            Err(Error::RangeNotSatisfiable { size: 100 })
-        ));
-        assert!(ByteRange::parse("bytes=-0").unwrap().resolve(100).is_err());
-        for bad in [
-            "bytes=5-1",
-            "items=0-1",
-            "bytes=0-1,3-4",
-            "bytes=-",
-            "bytes=a-b",
-        ] {
-            assert!(ByteRange::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[tokio::test]
-    async fn body_is_hashed_and_limited() {
-        let chunks: Vec<std::result::Result<Vec<u8>, String>> =
-            vec![Ok(b"hello ".to_vec()), Ok(b"world".to_vec())];
-        let (bytes, hash) = read_body(futures_util::stream::iter(chunks.clone()), 11, None)
-            .await
-            .unwrap();
-        assert_eq!(bytes, b"hello world");
-        assert_eq!(hash, blake3::hash(b"hello world").to_hex().to_string());
-        assert!(matches!(
-            read_body(futures_util::stream::iter(chunks), 10, None).await,
-            Err(Error::TooLarge(_))
-        ));
-        let broken: Vec<std::result::Result<Vec<u8>, String>> = vec![Err("reset".into())];
-        assert!(matches!(
-            read_body(futures_util::stream::iter(broken), 10, None).await,
-            Err(Error::Invalid(_))
-        ));
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod checks;
 pub mod files;
+mod record;
 pub mod reindex;
 pub mod rules;
 pub mod store;
+pub mod transfer;
 
 use brr_api::repos::{CreateRepository, RepoUsage, Repository, SnapshotInfo, UpdateRepository};
 

@@ -17,6 +17,7 @@ pub struct Store {
     open: Mutex<HashMap<String, Arc<dyn Backend>>>,
     uploads: Arc<Semaphore>,
     downloads: Arc<Semaphore>,
+    reserved: Reserved,
     /// Largest accepted upload body.
     pub max_upload_bytes: u64,
 }
@@ -36,6 +37,7 @@ impl Store {
             open: Mutex::new(HashMap::new()),
             uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
             downloads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+            reserved: Reserved::default(),
             max_upload_bytes: config.max_upload_bytes,
         })
     }
@@ -75,6 +77,53 @@ impl Store {
     }
 }
 
+type Reserved = Arc<Mutex<HashMap<String, u64>>>;
+
+/// Bytes of an upload in progress, counted against its company's byte quota until dropped (after the
+/// upload is recorded in the database, or refused).
+#[derive(Debug)]
+pub struct Reservation {
+    map: Reserved,
+    company: String,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some(v) = m.get_mut(&self.company)
+        {
+            *v = v.saturating_sub(self.bytes);
+            if *v == 0 {
+                m.remove(&self.company);
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Reserves `bytes` for `company`; returns the reservation and the bytes other uploads of the
+    /// company had reserved at that moment. Reserve first and read the recorded usage second: an
+    /// upload that finished in between is then counted at least once, so a limit is never overshot.
+    pub fn reserve(&self, company: &str, bytes: u64) -> Result<(Reservation, u64)> {
+        let mut m = self
+            .reserved
+            .lock()
+            .map_err(|_| Error::internal("reservation lock poisoned"))?;
+        let entry = m.entry(company.to_string()).or_default();
+        let others = *entry;
+        *entry += bytes;
+        Ok((
+            Reservation {
+                map: self.reserved.clone(),
+                company: company.to_string(),
+                bytes,
+            },
+            others,
+        ))
+    }
+}
+
 /// Runs a blocking storage call on the blocking pool.
 pub async fn blocking<T, F>(f: F) -> Result<T>
 where
@@ -84,4 +133,32 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(Error::internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_count_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().display().to_string(), &StoreConfig::default()).unwrap();
+        let (a, others) = store.reserve("c", 10).unwrap();
+        assert_eq!(others, 0);
+        let (b, others) = store.reserve("c", 5).unwrap();
+        assert_eq!(others, 10);
+        let (_, others) = store.reserve("d", 1).unwrap();
+        assert_eq!(others, 0, "companies are counted apart");
+        drop(a);
+        let (_c, others) = store.reserve("c", 1).unwrap();
+        assert_eq!(others, 5);
+        drop(b);
+        assert_eq!(store.reserve("c", 0).unwrap().1, 1);
+    }
+
+    #[test]
+    fn bad_store_locations_are_configuration_errors() {
+        let err = Store::new("ftp://x".into(), &StoreConfig::default()).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
 }

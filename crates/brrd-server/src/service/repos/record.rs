@@ -1,0 +1,168 @@
+//! The database record of stored files: what the server learned from each (idempotent inserts), and
+//! which blobs are usable (in a recorded pack no GC record condemns).
+
+use std::collections::HashMap;
+
+use brr_storage::FileKind;
+
+use super::checks::{Parsed, kind_name};
+use super::{RepoRow, Service};
+use crate::error::{Error, Result};
+
+/// Blob IDs per database query.
+const BATCH: usize = 400;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Service {
+    /// Blobs of `ids` the repository holds in a recorded pack that no GC record condemns, with the
+    /// smallest stored length of each.
+    pub async fn usable_blobs(
+        &self,
+        repo_id: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, u64>> {
+        let mut found = HashMap::new();
+        for batch in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT b.blob_id, MIN(b.stored_len) FROM repo_blobs b \
+                 WHERE b.repo_id = $1 AND b.blob_id IN ({}) \
+                 AND NOT EXISTS (SELECT 1 FROM repo_condemned c WHERE c.repo_id = b.repo_id AND c.pack_id = b.pack_id) \
+                 GROUP BY b.blob_id",
+                placeholders(2, batch.len())
+            );
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
+            for id in batch {
+                q = q.bind(id);
+            }
+            for (id, len) in q.fetch_all(&self.db.pool).await? {
+                found.insert(id, u64::try_from(len).unwrap_or(0));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records what the server learned from a stored file (idempotent).
+    pub(super) async fn record_file(
+        &self,
+        actor: &str,
+        row: &RepoRow,
+        (kind, name, size): (FileKind, &str, u64),
+        parsed: &Parsed,
+        ref_bytes: u64,
+    ) -> Result<()> {
+        let now = self.now();
+        let size_i = i64::try_from(size).map_err(Error::internal)?;
+        let mut tx = self.db.pool.begin().await?;
+        if let Parsed::Pack(blobs) = parsed {
+            sqlx::query(
+                "INSERT INTO repo_packs (repo_id, pack_id, size, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (repo_id, pack_id) DO NOTHING",
+            )
+            .bind(&row.id)
+            .bind(name)
+            .bind(size_i)
+            .bind(actor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for chunk in blobs.chunks(100) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let b = 3 + i * 4;
+                        format!("($1, ${b}, $2, ${}, ${}, ${})", b + 1, b + 2, b + 3)
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO repo_blobs (repo_id, blob_id, pack_id, blob_type, blob_offset, stored_len) VALUES {} \
+                     ON CONFLICT (repo_id, blob_id, pack_id) DO NOTHING",
+                    values.join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(&row.id).bind(name);
+                for blob in chunk {
+                    q = q
+                        .bind(&blob.id)
+                        .bind(blob.blob_type)
+                        .bind(i64::try_from(blob.offset).map_err(Error::internal)?)
+                        .bind(i64::try_from(blob.length).map_err(Error::internal)?);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO repo_files (repo_id, kind, name, size, uploaded_by, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (repo_id, kind, name) DO UPDATE SET size = excluded.size, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at",
+        )
+        .bind(&row.id)
+        .bind(kind_name(kind))
+        .bind(name)
+        .bind(size_i)
+        .bind(actor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        match parsed {
+            Parsed::Snapshot {
+                time_ms,
+                source,
+                refs,
+            } => {
+                sqlx::query(
+                    "INSERT INTO repo_snapshots (repo_id, snapshot_id, time, source, ref_count, size, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repo_id, snapshot_id) DO NOTHING",
+                )
+                .bind(&row.id)
+                .bind(name)
+                .bind(*time_ms)
+                .bind(source)
+                .bind(i64::try_from(refs.len()).map_err(Error::internal)?)
+                .bind(i64::try_from(ref_bytes).map_err(Error::internal)?)
+                .bind(actor)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Parsed::Index { supersedes, .. } => {
+                for s in supersedes {
+                    sqlx::query(
+                        "INSERT INTO repo_supersedes (repo_id, index_id, superseded_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT (repo_id, index_id, superseded_id) DO NOTHING",
+                    )
+                    .bind(&row.id)
+                    .bind(name)
+                    .bind(s)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Parsed::Gc(packs) => {
+                sqlx::query("DELETE FROM repo_condemned WHERE repo_id = $1 AND gc_name = $2")
+                    .bind(&row.id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                for p in packs {
+                    sqlx::query(
+                        "INSERT INTO repo_condemned (repo_id, gc_name, pack_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT (repo_id, gc_name, pack_id) DO NOTHING",
+                    )
+                    .bind(&row.id)
+                    .bind(name)
+                    .bind(p)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Parsed::Pack(_) | Parsed::Other => {}
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
