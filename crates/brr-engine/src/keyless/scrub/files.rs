@@ -190,8 +190,10 @@ pub(super) fn scrub_gc_records(backend: &dyn Backend, report: &mut ScrubReport) 
     Ok(out)
 }
 
+/// Key slots: each must match its name, parse, and belong to `repository` (the config's ID).
 pub(super) fn scrub_keys(
     backend: &dyn Backend,
+    repository: &str,
     opts: &ScrubOptions,
     report: &mut ScrubReport,
 ) -> Result<Vec<ScrubFinding>> {
@@ -205,6 +207,10 @@ pub(super) fn scrub_keys(
                     Read::Bad("content does not match its name (bit rot or tampering)".into())
                 }
                 Some(bytes) => match KeySlot::decode(&bytes) {
+                    Ok(slot) if slot.repository != repository => Read::Bad(format!(
+                        "belongs to repository {:?}, not to this one ({repository})",
+                        slot.repository
+                    )),
                     Ok(_) => Read::Good(()),
                     Err(e) => Read::Bad(format!("does not parse: {e}")),
                 },

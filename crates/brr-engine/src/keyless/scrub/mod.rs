@@ -3,7 +3,7 @@
 //! | what | check | finding |
 //! |---|---|---|
 //! | `config` | parses, version 1 (the MAC needs the key) | damaged `config` |
-//! | key slots | BLAKE3 of the bytes = name; parses | damaged `keys/<id>` |
+//! | key slots | BLAKE3 of the bytes = name; parses; belongs to this repository (its ID in `config`) | damaged `keys/<id>` |
 //! | snapshots | BLAKE3 = name; public part decodes (`parse_snapshot_public`) | damaged `snapshots/<id>`, naming itself |
 //! | index files | BLAKE3 = name; decodes; a pack a live index file describes is stored | damaged `index/<id>`; missing `data/…` |
 //! | packs | BLAKE3 = name, read in ranges of [`ScrubOptions::range_len`]; trailer parses and its blobs fill the pack; trailer and size equal what live index files say | damaged `data/…` |
@@ -246,7 +246,12 @@ pub fn scrub(
     snapshot_findings.sort_by(|a, b| a.file.cmp(&b.file).then(a.reason.cmp(&b.reason)));
     out.extend(index_findings);
     out.extend(snapshot_findings);
-    out.extend(scrub_keys(backend, opts, &mut report)?);
+    out.extend(scrub_keys(
+        backend,
+        &view.config().body.id,
+        opts,
+        &mut report,
+    )?);
     out.extend(records.findings);
     out.extend(scrub_config(backend, &mut report)?);
     report.findings = out;

@@ -326,3 +326,20 @@ fn any_flipped_bit_in_any_content_addressed_file_is_found() {
         .unwrap();
     assert!(run(&v).is_ok());
 }
+
+#[test]
+fn a_key_slot_of_another_repository_is_reported() {
+    let (_dir, _root, repo) = three_snapshots();
+    let (_other_dir, _other_root, other) = three_snapshots();
+    let name = first(other.backend(), FileKind::Key);
+    let bytes = other.backend().read(FileKind::Key, &name).unwrap();
+    repo.backend().write(FileKind::Key, &name, &bytes).unwrap();
+    let r = run(&view(&repo));
+    assert_eq!(r.findings.len(), 1, "{:#?}", r.findings);
+    assert!(r.findings[0].file.ends_with(&name));
+    assert!(
+        r.findings[0].reason.contains("belongs to repository"),
+        "{}",
+        r.findings[0]
+    );
+}
