@@ -33,6 +33,14 @@ pub enum ClientError {
         /// What is wrong.
         reason: String,
     },
+    /// A repository name the server would refuse.
+    #[error(
+        "invalid repository name {name:?}: a repository on a server is named with 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'"
+    )]
+    InvalidRepoName {
+        /// The name, escaped.
+        name: String,
+    },
     /// A `--ca-cert` file that cannot be read or holds no certificate.
     #[error("CA certificate {path}: {reason}")]
     CaCert {
@@ -288,13 +296,16 @@ impl ClientError {
             ClientError::Tls { .. } => "BRR-N015",
             ClientError::Protocol { .. } => "BRR-N016",
             ClientError::Credentials { .. } => "BRR-N017",
+            ClientError::InvalidRepoName { .. } => "BRR-N018",
         }
     }
 
     /// The exit code of the `brr` command line for this error (docs/cli.md).
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::InvalidUrl { .. } | ClientError::CaCert { .. } => 2,
+            ClientError::InvalidUrl { .. }
+            | ClientError::InvalidRepoName { .. }
+            | ClientError::CaCert { .. } => 2,
             ClientError::NotLoggedIn { .. }
             | ClientError::Unauthorized { .. }
             | ClientError::TotpRequired { .. } => EXIT_AUTH,
@@ -483,6 +494,7 @@ mod tests {
                 path: "".into(),
                 detail: "".into(),
             },
+            ClientError::InvalidRepoName { name: "".into() },
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(ClientError::code).collect();
         assert_eq!(codes.len(), all.len());

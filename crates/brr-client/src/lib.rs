@@ -53,6 +53,7 @@ pub use error::{
     ClientError, EXIT_APPEND_ONLY, EXIT_AUTH, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_QUOTA,
     EXIT_UNREACHABLE,
 };
+pub use reqwest::Method;
 pub use url::{ServerUrl, validate_repo_name};
 
 /// An error and its sources as one line (reqwest nests the interesting part in sources).

@@ -76,9 +76,8 @@ pub fn validate_repo_name(name: &str) -> Result<(), ClientError> {
     if ok {
         Ok(())
     } else {
-        Err(ClientError::InvalidUrl {
-            url: name.chars().take(80).flat_map(char::escape_debug).collect(),
-            reason: "a repository name on a server is 1 to 63 characters of a-z, 0-9 and '-', not starting with '-'".into(),
+        Err(ClientError::InvalidRepoName {
+            name: name.chars().take(80).flat_map(char::escape_debug).collect(),
         })
     }
 }

@@ -16,6 +16,12 @@ EXIT CODES:
     12   snapshot or path not found, or ambiguous snapshot ID
     13   repository locked by another process
     14   damage found: check found errors, or restore could not recover some files
+    20   server: not logged in, or the credentials were rejected
+    21   server: forbidden for your role
+    22   server: repository not found (or another company's)
+    23   server: quota exceeded
+    24   server: the repository is append-only
+    25   server unreachable, TLS failure, or server error
     130  interrupted";
 
 /// brr — fast, encrypted, deduplicating backups.
@@ -32,6 +38,17 @@ EXIT CODES:
 ///     brr snapshots
 ///     brr restore latest --target /tmp/restored --verify
 ///     brr forget --keep-daily 7 --keep-weekly 4 --prune
+///
+/// Backing up to your provider's brrd service (same encryption: the server never sees the key):
+///
+///     brr login --server https://backup.example.net --email you@example.com
+///     brr init --server https://backup.example.net --repo laptops      # company admin, once
+///     brr agent enroll --server https://backup.example.net --api-key brr_… # on each machine
+///     export BRR_SERVER=https://backup.example.net BRR_REPO=laptops
+///     brr backup ~/documents
+///
+/// With --server (or BRR_SERVER, or `server` in the config file) --repo names the company's
+/// repository on the server; every command works as on a local repository.
 #[derive(Debug, Parser)]
 #[command(name = "brr", version, about, long_about, verbatim_doc_comment, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
@@ -46,9 +63,17 @@ pub struct Cli {
 /// Options of every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository: a directory, `local:DIR`, or `s3:https://HOST/BUCKET/PREFIX` (credentials from AWS_* env).
+    /// Repository: a directory, `local:DIR`, or `s3:https://HOST/BUCKET/PREFIX` (credentials from AWS_* env);
+    /// with --server, the name of the company's repository on the server.
     #[arg(short = 'r', long, env = "BRR_REPO", global = true)]
     pub repo: Option<String>,
+    /// A brrd server (https://HOST[:PORT]): --repo then names a repository stored there. Log in first
+    /// (`brr login`) or enroll the machine (`brr agent enroll`); BRR_SERVER_TOKEN overrides both.
+    #[arg(long, env = "BRR_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Extra trusted CA certificates (PEM) for the server, e.g. a provider's private CA.
+    #[arg(long, env = "BRR_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// Read the password from this file (first line). Otherwise BRR_PASSWORD, or a prompt on a terminal.
     #[arg(long, env = "BRR_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
@@ -73,6 +98,10 @@ pub struct GlobalArgs {
     /// Worker threads for reading, compressing and encrypting (default: number of CPUs).
     #[arg(long, env = "BRR_THREADS", global = true)]
     pub threads: Option<usize>,
+    /// Whether --password-file was given on the command line (not from BRR_PASSWORD_FILE): only then
+    /// does `brr login` read the account password from it.
+    #[arg(skip)]
+    pub password_file_on_command_line: bool,
 }
 
 /// All commands.
@@ -104,6 +133,46 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Show the whole job on a sample tree: init, backup, change, backup, restore, verify.
     Demo(DemoArgs),
+    /// Log in to a brrd server; the session is kept in the credentials file and refreshed.
+    Login(LoginArgs),
+    /// End the session (or forget the agent token) stored for a server.
+    Logout,
+    /// Enroll this machine as an agent of a company on a brrd server.
+    Agent(AgentArgs),
+    /// List the company's repositories on the server, with usage.
+    Repos,
+}
+
+/// `brr login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The account's e-mail address. The password comes from --password-file (given on the command
+    /// line), BRR_SERVER_PASSWORD, or a prompt; a TOTP code, if the account has one, from
+    /// BRR_SERVER_TOTP or a prompt.
+    #[arg(long)]
+    pub email: String,
+}
+
+/// `brr agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent operation.
+    #[command(subcommand)]
+    pub op: AgentOp,
+}
+
+/// Agent operations.
+#[derive(Debug, Subcommand)]
+pub enum AgentOp {
+    /// Enroll with a company API key (from a company admin); the agent's own token is stored.
+    Enroll {
+        /// The company API key (`brr_…`); only used to enroll. Also BRR_API_KEY.
+        #[arg(long, env = "BRR_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Name of this machine (default: its host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// `brr init`.
@@ -124,6 +193,9 @@ pub struct InitArgs {
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16)]
     pub pack_size_mib: u32,
+    /// With --server: refuse deletions through the API (forget and prune then run on the server).
+    #[arg(long)]
+    pub append_only: bool,
     /// Average chunk size in KiB (a power of two; min is half, max eight times it).
     #[arg(long, default_value_t = 512)]
     pub chunk_size_kib: u32,

@@ -1,9 +1,12 @@
 //! What every command needs: errors with exit codes, the repository location, the secret, opening.
 
 use std::io::IsTerminal;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
+use brr_client::{
+    Client, ClientError, ClientOptions, Credential, CredentialStore, RemoteBackend, ServerUrl,
+};
 use brr_core::keyslot::Unlock;
 use brr_engine::{EngineError, Repository};
 use zeroize::Zeroizing;
@@ -16,6 +19,8 @@ use crate::settings::FileSettings;
 pub enum CliError {
     /// From the engine.
     Engine(EngineError),
+    /// From the brrd server or the way to it (exit codes 20–25, docs/cli.md).
+    Server(ClientError),
     /// Bad usage (exit 2).
     Usage(String),
     /// Anything else (exit 1).
@@ -32,6 +37,7 @@ impl CliError {
     pub fn code(&self) -> &'static str {
         match self {
             CliError::Engine(e) => e.code(),
+            CliError::Server(e) => e.code(),
             CliError::Usage(_) => "BRR-U001",
             CliError::Other(_) => "BRR-U002",
         }
@@ -41,6 +47,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Engine(e) => e.exit_code(),
+            CliError::Server(e) => e.exit_code(),
             CliError::Usage(_) => 2,
             CliError::Other(_) => 1,
         }
@@ -51,6 +58,7 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CliError::Engine(e) => write!(f, "{e}"),
+            CliError::Server(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Other(m) => f.write_str(m),
         }
     }
@@ -59,6 +67,12 @@ impl std::fmt::Display for CliError {
 impl From<EngineError> for CliError {
     fn from(e: EngineError) -> Self {
         CliError::Engine(e)
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        CliError::Server(e)
     }
 }
 
@@ -80,6 +94,8 @@ pub struct Context {
     pub global: GlobalArgs,
     /// Config file.
     pub file: FileSettings,
+    /// The server repository, once opened (its refusals explain storage errors).
+    pub remote: OnceLock<Arc<RemoteBackend>>,
 }
 
 /// The secret that opens a repository.
@@ -130,9 +146,96 @@ impl Context {
             .ok_or_else(|| CliError::usage("no repository given: use --repo DIR or set BRR_REPO"))
     }
 
-    /// The storage backend.
+    /// The storage backend: the named repository on the server with --server, else the location.
     pub fn backend(&self) -> Result<Arc<dyn brr_storage::Backend>, CliError> {
+        if self.server()?.is_some() {
+            return Ok(self.remote()?);
+        }
         Ok(brr_storage::open_url(&self.repo_location()?)?)
+    }
+
+    /// The server given by --server, BRR_SERVER or the config file, if any.
+    pub fn server(&self) -> Result<Option<ServerUrl>, CliError> {
+        match self
+            .global
+            .server
+            .as_deref()
+            .or(self.file.server.as_deref())
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => Ok(Some(ServerUrl::parse(s)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The server, or a usage error naming the command that needs one.
+    pub fn require_server(&self, command: &str) -> Result<ServerUrl, CliError> {
+        self.server()?.ok_or_else(|| {
+            CliError::usage(format!(
+                "{command} needs a server: use --server https://HOST or set BRR_SERVER"
+            ))
+        })
+    }
+
+    /// The credentials store.
+    pub fn credential_store(&self) -> Result<CredentialStore, CliError> {
+        CredentialStore::default_path()
+            .map(CredentialStore::new)
+            .ok_or_else(|| {
+                CliError::usage("no place for the credentials file: set HOME or XDG_CONFIG_HOME")
+            })
+    }
+
+    /// Client options: --ca-cert / BRR_CA_CERT, the config file's `ca_cert`, else `stored` (the CA
+    /// remembered at login or enrolment).
+    pub fn client_options(&self, stored: Option<PathBuf>) -> ClientOptions {
+        ClientOptions {
+            ca_cert: self
+                .global
+                .ca_cert
+                .clone()
+                .or_else(|| self.file.ca_cert.clone())
+                .or(stored),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A client of the server with the stored credential (or BRR_SERVER_TOKEN).
+    pub fn client(&self, server: &ServerUrl) -> Result<Client, CliError> {
+        let store = self.credential_store()?;
+        let entry = store.get(server.as_str())?.unwrap_or_default();
+        let credential = match std::env::var("BRR_SERVER_TOKEN") {
+            Ok(t) if !t.is_empty() => Credential::Token(Zeroizing::new(t)),
+            _ => Client::credential_for(&store, server, &entry)?,
+        };
+        let options = self.client_options(entry.ca_cert.clone());
+        Ok(Client::new(server, credential, &options)?)
+    }
+
+    /// The repository named by --repo on the server (opened once per process).
+    pub fn remote(&self) -> Result<Arc<RemoteBackend>, CliError> {
+        if let Some(r) = self.remote.get() {
+            return Ok(r.clone());
+        }
+        let server = self.require_server("this command")?;
+        let name = self
+            .global
+            .repo
+            .clone()
+            .or_else(|| self.file.repo.clone())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                CliError::usage("no repository given: with --server, --repo NAME names the repository on the server")
+            })?;
+        brr_client::validate_repo_name(&name)?;
+        let client = Arc::new(self.client(&server)?);
+        let remote = Arc::new(RemoteBackend::new(client, &name)?);
+        Ok(self.remote.get_or_init(|| remote).clone())
+    }
+
+    /// The refusal the server gave, if a server repository was used and refused something.
+    pub fn server_refusal(&self) -> Option<ClientError> {
+        self.remote.get().and_then(|r| r.refusal())
     }
 
     /// Worker threads.

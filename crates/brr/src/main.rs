@@ -8,13 +8,18 @@ mod context;
 mod progress;
 mod settings;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = match cli::Cli::try_parse() {
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => usage_error(e),
+    };
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
+    cli.global.password_file_on_command_line = given_on_command_line(&matches, "password_file");
     output::init_logging(cli.global.verbose, cli.global.quiet);
     let code = match commands::run(cli) {
         Ok(code) => code,
@@ -24,6 +29,23 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Whether the (global) argument `id` was given on the command line, at the top or after a subcommand,
+/// rather than taken from its environment variable.
+fn given_on_command_line(matches: &clap::ArgMatches, id: &str) -> bool {
+    use clap::parser::ValueSource;
+    let here = matches!(
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and(matches.value_source(id)),
+        Some(ValueSource::CommandLine)
+    );
+    here || matches
+        .subcommand()
+        .is_some_and(|(_, sub)| given_on_command_line(sub, id))
 }
 
 /// Bad flags or arguments: one line, exit 2 (help and version are printed by clap as usual).

@@ -3,7 +3,9 @@
 //! Precedence: command-line flag > environment variable (BRR_*) > config file > built-in default.
 //!
 //! ```toml
-//! repo = "/srv/backup"
+//! repo = "/srv/backup"          # or, with `server`, the repository's name on the server
+//! server = "https://backup.example.net"
+//! ca_cert = "/etc/brr/provider-ca.pem"
 //! password_file = "/etc/brr/password"
 //! threads = 2
 //! compression = "default"
@@ -22,6 +24,10 @@ use crate::context::CliError;
 pub struct FileSettings {
     /// Repository location.
     pub repo: Option<String>,
+    /// brrd server URL.
+    pub server: Option<String>,
+    /// Extra trusted CA certificates (PEM) for the server.
+    pub ca_cert: Option<PathBuf>,
     /// Password file.
     pub password_file: Option<PathBuf>,
     /// Worker threads.

@@ -240,8 +240,17 @@ pub fn stats(ctx: &Context) -> Result<i32, CliError> {
     let index = repo.load_index()?;
     let bar = Bar::new(ctx.global.quiet, ctx.global.json);
     let s = brr_engine::stats::stats(&repo, &index, &bar)?;
+    let server = super::server::usage(ctx)?;
     if ctx.global.json {
-        print_json(&s);
+        match &server {
+            Some(r) => {
+                let mut v = serde_json::to_value(&s)
+                    .map_err(|e| CliError::Other(format!("cannot encode JSON: {e}")))?;
+                v["server"] = serde_json::json!({"repository": r.name, "usage": r.usage, "append_only": r.append_only});
+                print_json(&v);
+            }
+            None => print_json(&s),
+        }
     } else {
         outln!("snapshots:          {}", s.snapshots);
         outln!("files (all snaps):  {}", s.files);
@@ -259,6 +268,21 @@ pub fn stats(ctx: &Context) -> Result<i32, CliError> {
         outln!("deduplication:      {:.2}x", s.dedup_ratio);
         outln!("compression:        {:.2}x", s.compression_ratio);
         outln!("space saving:       {:.1}%", s.space_saving * 100.0);
+        if let Some(r) = &server {
+            let u = &r.usage;
+            outln!("server usage of repository {} (all machines):", r.name);
+            outln!(
+                "  stored:           {} in {} packs",
+                human_bytes(u.stored_bytes),
+                u.packs
+            );
+            outln!(
+                "  referenced:       {} by {} snapshots",
+                human_bytes(u.logical_bytes),
+                u.snapshots
+            );
+            outln!("  deduplication:    {:.2}x", u.dedup_ratio);
+        }
     }
     Ok(0)
 }
