@@ -71,10 +71,14 @@ pub fn folder_lock_times(root: PathBuf) -> impl Fn(&str) -> Option<DateTime<Utc>
     }
 }
 
+/// Runs `sweep` under the caller's exclusion (see [`collect_garbage_excluding`]).
+pub type Exclusion<'a> = &'a (dyn Fn(&mut dyn FnMut() -> Result<()>) -> Result<()> + Sync);
+
 /// Runs `f` on the GC target of `view`.
 fn with_target<T>(
     view: &KeylessRepo,
     judge: &SessionJudge<'_>,
+    exclusive: Exclusion<'_>,
     f: impl FnOnce(&GcTarget<'_>) -> Result<T>,
 ) -> Result<T> {
     let referenced = || -> Result<HashSet<BlobId>> { view.referenced_blobs() };
@@ -88,6 +92,7 @@ fn with_target<T>(
         referenced: &referenced,
         stale: &stale,
         purpose: "gc",
+        exclusive,
     })
 }
 
@@ -97,7 +102,7 @@ pub fn plan_collect(view: &KeylessRepo, opts: &GcOptions) -> Result<PrunePlan> {
         last_written: &|_| None,
         is_stale: &|_, _, _| false,
     };
-    with_target(view, &judge, |t| plan_gc(t, opts))
+    with_target(view, &judge, &|sweep| sweep(), |t| plan_gc(t, opts))
 }
 
 /// Collects garbage: removes the locks `judge` finds stale, takes the exclusive lock, sweeps the GC
@@ -109,5 +114,20 @@ pub fn collect_garbage(
     judge: &SessionJudge<'_>,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
-    with_target(view, judge, |t| run_gc(t, opts, progress))
+    collect_garbage_excluding(view, opts, judge, &|sweep| sweep(), progress)
+}
+
+/// [`collect_garbage`], with every sweep — re-reading the snapshots, then deleting packs — run inside
+/// `exclusive` (e.g. `&|sweep| { let _g = repo_mutex.lock(); sweep() }`). A store that checks each
+/// snapshot upload ("every referenced blob is in a stored pack") under the same exclusion never
+/// accepts a snapshot whose packs a sweep is about to delete, even from a session it judged ended
+/// wrongly; uploads wait only for sweeps, not for repacking.
+pub fn collect_garbage_excluding(
+    view: &KeylessRepo,
+    opts: &GcOptions,
+    judge: &SessionJudge<'_>,
+    exclusive: Exclusion<'_>,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
+    with_target(view, judge, exclusive, |t| run_gc(t, opts, progress))
 }

@@ -129,7 +129,14 @@ pub(crate) struct GcTarget<'a> {
     pub stale: StaleJudge<'a>,
     /// The purpose written into the exclusive lock.
     pub purpose: &'static str,
+    /// Runs a sweep (re-read snapshots, delete packs) under the caller's exclusion, so that a store
+    /// which checks snapshot uploads can serialize those checks with sweeps. Keyed: runs it directly.
+    pub exclusive: SweepExclusion<'a>,
 }
+
+/// Runs the given sweep under an exclusion of the caller's and returns its result.
+pub(crate) type SweepExclusion<'a> =
+    &'a (dyn Fn(&mut dyn FnMut() -> Result<()>) -> Result<()> + Sync);
 
 impl GcTarget<'_> {
     /// The storage.
@@ -156,6 +163,7 @@ fn with_keyed<T>(repo: &Repository, f: impl FnOnce(&GcTarget<'_>) -> Result<T>) 
         referenced: &referenced,
         stale: &stale,
         purpose: "prune",
+        exclusive: &|sweep| sweep(),
     })
 }
 
@@ -215,7 +223,7 @@ pub(crate) fn run_gc(
             seal(t, name, record.clone(), &before.other_sessions)?
         };
         if before.eligible.contains(name) {
-            sweep::sweep(t, name, &record, &mut report)?;
+            (t.exclusive)(&mut || sweep::sweep(t, name, &record, &mut report))?;
         }
     }
     progress.finish();
@@ -230,7 +238,7 @@ pub(crate) fn run_gc(
     if let Some((name, record)) = mark(t, packs, &me, &mut report, progress)? {
         if record.sessions.is_empty() {
             progress.start("sweeping", None, None);
-            sweep::sweep(t, &name, &record, &mut report)?;
+            (t.exclusive)(&mut || sweep::sweep(t, &name, &record, &mut report))?;
             progress.finish();
         } else {
             report.plan.gc_records_waiting.push(name);

@@ -358,3 +358,53 @@ fn random_histories_with_sessions_keep_every_snapshot_readable() {
         })
         .unwrap();
 }
+
+/// Sweeps, and only sweeps, run inside the caller's exclusion; an exclusion that refuses stops the GC
+/// before anything is deleted.
+#[test]
+fn sweeps_run_inside_the_callers_exclusion() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::error::EngineError;
+    use crate::keyless::gc::collect_garbage_excluding;
+
+    let (_dir, src, repo) = new_repo();
+    write_file(&src.join("x/a"), 1, 300_000);
+    write_file(&src.join("y/c"), 3, 300_000);
+    let old = snap(&repo, &src.join("x"));
+    let other = snap(&repo, &src.join("y"));
+    forget_ids(&repo, &[old.id]).unwrap();
+    let v = view(&repo);
+
+    let entered = AtomicUsize::new(0);
+    let count = |sweep: &mut dyn FnMut() -> crate::Result<()>| {
+        entered.fetch_add(1, Ordering::SeqCst);
+        sweep()
+    };
+    let session = crate::lock::acquire(repo.backend_arc(), LockKind::Shared, "backup").unwrap();
+    let marked = collect_garbage_excluding(&v, &OPTS, &NEVER, &count, &NoProgress).unwrap();
+    assert_eq!(marked.packs_deleted, 0);
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        0,
+        "marking needs no exclusion"
+    );
+    session.release().unwrap();
+
+    let packs_before = repo.backend().list(FileKind::Pack).unwrap().len();
+    let refuse = |_: &mut dyn FnMut() -> crate::Result<()>| Err(EngineError::Interrupted);
+    let e = collect_garbage_excluding(&v, &OPTS, &NEVER, &refuse, &NoProgress).unwrap_err();
+    assert_eq!(e.code(), "BRR-E011");
+    assert_eq!(
+        repo.backend().list(FileKind::Pack).unwrap().len(),
+        packs_before
+    );
+    assert_eq!(records(&repo).len(), 1, "the record waits for the next run");
+
+    let swept = collect_garbage_excluding(&v, &OPTS, &NEVER, &count, &NoProgress).unwrap();
+    assert!(swept.packs_deleted > 0, "{swept:#?}");
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+    assert!(records(&repo).is_empty());
+    assert_check_clean(&repo);
+    assert_readable(&repo, &other);
+}
