@@ -193,6 +193,21 @@ fn server_errors_have_their_own_exit_codes() {
     admin.run(["forget", &snap]).expect_error(24);
     assert_eq!(admin.json(["snapshots"]).as_array().unwrap().len(), 1);
 
+    // The provider limits Alpha to one snapshot: the next backup is refused with 23.
+    let root = brrd.provider_admin("root@provider.example");
+    brrd.call(
+        Some(&root),
+        brr_client::Method::PUT,
+        &format!("/api/v1/companies/{}/quota", alpha.id),
+        serde_json::json!({"max_snapshots": 1}),
+    );
+    write_random(&src.join("b.bin"), 100_000, 2);
+    let mut c = admin.cmd(["backup"]);
+    c.arg(&src);
+    let run = crate::common::run(&mut c).expect_error(23);
+    assert!(run.stderr.contains("quota exceeded"), "{run}");
+    assert_eq!(admin.json(["snapshots"]).as_array().unwrap().len(), 1);
+
     // Logout removes the session; the next command says "not logged in".
     admin.run(["logout"]).expect_code(0);
     admin.run(["snapshots"]).expect_error(20);

@@ -57,7 +57,12 @@ impl Brrd {
         b
     }
 
-    fn spawn(&mut self) {
+    /// `brrd --data DATA ARGS…` (an administration command), not started.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut cmd = Command::new(brrd_binary());
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("BRRD_") {
@@ -66,11 +71,16 @@ impl Brrd {
         }
         cmd.arg("--data")
             .arg(&self.data)
-            .args(["serve", "--listen"])
-            .arg(format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "warn")
+            .args(args);
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = self.command(["serve", "--listen"]);
+        cmd.arg(format!("127.0.0.1:{}", self.port))
             .args(["--ops-listen", "127.0.0.1:0"])
             .env("BRRD_OPEN_REGISTRATION", "true")
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -171,6 +181,35 @@ impl Brrd {
         panic!("no PIN mailed to {email}");
     }
 
+    /// Creates the first provider administrator (`brrd admin bootstrap`, then the setup code) and
+    /// returns an access token of theirs.
+    pub fn provider_admin(&self, email: &str) -> String {
+        let out = self
+            .command(["admin", "bootstrap", "--email", email])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let code = text
+            .split(": ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no setup code in {text:?}"))
+            .to_owned();
+        self.call(
+            None,
+            Method::POST,
+            "/api/v1/auth/setup",
+            json!({"email": email, "code": code, "password": ACCOUNT_PASSWORD}),
+        );
+        let tokens = self.call(
+            None,
+            Method::POST,
+            "/api/v1/auth/login",
+            json!({"email": email, "password": ACCOUNT_PASSWORD}),
+        );
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Registers a company with `email` as its admin (open registration, PIN from the outbox) and
     /// returns it with an API key for enrolling agents.
     pub fn company(&self, email: &str, name: &str) -> Company {
@@ -203,6 +242,7 @@ impl Brrd {
             json!({"name": "enrolment"}),
         );
         Company {
+            id,
             admin_email: email.to_owned(),
             api_key: key["secret"].as_str().unwrap().to_owned(),
         }
@@ -217,6 +257,8 @@ impl Drop for Brrd {
 
 /// A registered company.
 pub struct Company {
+    /// Its ID.
+    pub id: String,
     /// Its admin's e-mail.
     pub admin_email: String,
     /// An API key that enrols agents.
