@@ -474,16 +474,30 @@ pub(super) fn open_for_meta(
 ) -> io::Result<File> {
     let (parent, name) = split(rel);
     let dir = open_dir_beneath(root, parent)?;
-    let fd = if name.is_empty() {
-        dir
-    } else {
-        openat(
-            &dir,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?
-    };
+    if name.is_empty() {
+        let f = File::from(dir);
+        if let Some(expect) = expect {
+            check_id(&f, expect, rel)?;
+        }
+        return Ok(f);
+    }
+    open_child_for_meta(&dir, rel, expect)
+}
+
+/// Opens the last component of `rel` in its already open parent directory `parent`, never following a
+/// symlink, for applying metadata; checks its identity.
+pub(super) fn open_child_for_meta(
+    parent: impl AsFd,
+    rel: &Path,
+    expect: Option<FileId>,
+) -> io::Result<File> {
+    let (_, name) = split(rel);
+    let fd = openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     let f = File::from(fd);
     if let Some(expect) = expect {
         check_id(&f, expect, rel)?;

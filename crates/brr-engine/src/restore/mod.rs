@@ -23,6 +23,7 @@
 //! Damage never turns into wrong bytes: a blob that fails any check is not written. Its ranges in every
 //! file using it are reported in [`RestoreReport::damaged`], and the rest of the restore completes.
 
+mod create;
 mod data;
 mod fsops;
 mod plan;
@@ -34,7 +35,6 @@ mod tests;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU32;
 
 use brr_core::snapshot::Snapshot;
 use brr_core::tree::NodeKind;
@@ -44,8 +44,8 @@ use crate::index::Index;
 use crate::parallel::{cpu_threads, parallel_map};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use data::FileState;
-use fsops::{Created, FileId, Privileges, Special};
+use create::{CreatedTree, create_tree};
+use fsops::{Privileges, Special};
 use plan::{Includes, Plan, What};
 
 /// Damaged ranges and their reasons, per file slot.
@@ -141,6 +141,7 @@ pub fn restore(
         &opts.target,
         &plan,
         opts.overwrite,
+        io_threads(threads),
         progress,
         &mut report,
     )?;
@@ -291,94 +292,6 @@ fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {
     }
 }
 
-/// Directories and files as created.
-struct CreatedTree {
-    /// Per file slot.
-    states: Vec<FileState>,
-    /// Per file slot: not created (a directory was in the way).
-    skipped: Vec<bool>,
-    /// Per entry: the directory's identity.
-    dir_ids: Vec<Option<FileId>>,
-}
-
-fn create_tree(
-    root: &OwnedFd,
-    target: &Path,
-    plan: &Plan,
-    overwrite: bool,
-    progress: &dyn Progress,
-    report: &mut RestoreReport,
-) -> Result<CreatedTree> {
-    let io = |op: &'static str, rel: &Path| {
-        let path = target.join(rel);
-        move |e: std::io::Error| EngineError::io(op, &path, e)
-    };
-    let mut created = CreatedTree {
-        states: Vec::with_capacity(plan.files.len()),
-        skipped: Vec::with_capacity(plan.files.len()),
-        dir_ids: vec![None; plan.entries.len()],
-    };
-    let mut stack: Vec<OwnedFd> = vec![root.try_clone().map_err(io("open", Path::new("")))?];
-    for (i, e) in plan.entries.iter().enumerate() {
-        stack.truncate(e.depth);
-        let Some(parent) = stack.get(e.depth - 1) else {
-            return Err(EngineError::Damaged(format!(
-                "{}: parent directory missing from the restore plan",
-                e.snap_path
-            )));
-        };
-        let name = std::ffi::OsStr::new(e.rel.file_name().unwrap_or_default());
-        match e.what {
-            What::Dir => {
-                let (fd, id) = fsops::ensure_dir(parent, name, overwrite)
-                    .map_err(io("create directory", &e.rel))?;
-                created.dir_ids[i] = Some(id);
-                stack.push(fd);
-                report.dirs += 1;
-            }
-            What::File(_) => {
-                let NodeKind::File {
-                    size,
-                    chunks,
-                    sparse,
-                } = &e.node.kind
-                else {
-                    continue;
-                };
-                let path = target.join(&e.rel);
-                let (id, skipped) = match fsops::create_file(parent, name, *size, overwrite)
-                    .map_err(io("create file", &e.rel))?
-                {
-                    Created::File(id) => {
-                        report.files += 1;
-                        report.bytes += size;
-                        (id, false)
-                    }
-                    Created::DirInTheWay => {
-                        report.errors.push(format!(
-                            "{}: not restored: a directory of that name is in the way",
-                            e.snap_path
-                        ));
-                        ((0, 0), true)
-                    }
-                };
-                if skipped || chunks.is_empty() {
-                    progress.items(1);
-                }
-                created.states.push(FileState {
-                    path,
-                    id,
-                    sparse: *sparse,
-                    remaining: AtomicU32::new(if skipped { 0 } else { chunks.len() as u32 }),
-                });
-                created.skipped.push(skipped);
-            }
-            What::HardLink(_) | What::Special | What::Skipped => {}
-        }
-    }
-    Ok(created)
-}
-
 fn link_and_create_specials(
     root: &OwnedFd,
     opts: &RestoreOptions,
@@ -503,22 +416,51 @@ fn apply_metadata(
     });
     report.errors.extend(errors.into_iter().flatten());
 
-    // Directories last, deepest first, so creating their children changes nothing afterwards.
-    let mut dirs: Vec<usize> = (0..plan.entries.len())
-        .filter(|&i| plan.entries[i].what == What::Dir)
-        .collect();
-    dirs.sort_by_key(|&i| std::cmp::Reverse(plan.entries[i].depth));
-    for i in dirs {
-        let e = &plan.entries[i];
-        match fsops::open_for_meta(root, &e.rel, created.dir_ids[i]) {
-            Ok(f) => {
-                fsops::apply_meta_fd(&f, &e.node, &e.snap_path, privileges, &mut report.errors)
+    // Directories last, deepest first, so creating their children changes nothing afterwards. In plan
+    // order with a stack of open directories (one descriptor per level): a directory's metadata is
+    // applied when the walk leaves its subtree, through the descriptor its children were opened from.
+    let mut stack: Vec<(usize, Option<std::fs::File>)> = Vec::new();
+    let leave = |(i, f): (usize, Option<std::fs::File>), errors: &mut Vec<String>| {
+        if let Some(f) = f {
+            let e = &plan.entries[i];
+            fsops::apply_meta_fd(&f, &e.node, &e.snap_path, privileges, errors);
+        }
+    };
+    for (i, e) in plan.entries.iter().enumerate() {
+        while stack.len() >= e.depth {
+            let Some(top) = stack.pop() else { break };
+            leave(top, &mut report.errors);
+        }
+        if e.what != What::Dir {
+            continue;
+        }
+        let opened = match stack.last() {
+            Some((_, Some(parent))) if stack.len() + 1 == e.depth => {
+                fsops::open_child_for_meta(parent, &e.rel, created.dir_ids[i])
             }
-            Err(err) => report
-                .errors
-                .push(format!("{}: metadata not applied: {err}", e.snap_path)),
+            Some((_, None)) if stack.len() + 1 == e.depth => Err(std::io::Error::other(
+                "its parent directory could not be opened",
+            )),
+            _ => fsops::open_for_meta(root, &e.rel, created.dir_ids[i]),
+        };
+        match opened {
+            Ok(f) => stack.push((i, Some(f))),
+            Err(err) => {
+                report
+                    .errors
+                    .push(format!("{}: metadata not applied: {err}", e.snap_path));
+                stack.push((i, None));
+            }
         }
     }
+    while let Some(top) = stack.pop() {
+        leave(top, &mut report.errors);
+    }
+}
+
+/// Threads for work that mostly waits on the file system (creating inodes): twice the CPU threads.
+fn io_threads(threads: usize) -> usize {
+    threads.saturating_mul(2).max(2)
 }
 
 /// Merges sorted, possibly adjacent `(offset, len)` ranges.
