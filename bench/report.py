@@ -130,7 +130,7 @@ def main():
       f"{meta.get('kernel', '?')}")
     w(f"- Tools: {meta.get('brr_version', 'brr n/a')} (binary built {meta.get('brr_built', '?')}, HEAD {meta.get('brr_commit', '?')}, "
       f"{meta.get('rustc', '')}); {meta.get('restic_version', 'n/a')}; {meta.get('borg_version', 'n/a')}")
-    w(f"- Settings: brr defaults (zstd 3, AES-256-GCM); restic repository v2, `--compression auto`; "
+    w(f"- Settings: brr defaults (zstd 2, AES-256-GCM); restic repository v2, `--compression auto`; "
       f"borg `--encryption {meta.get('borg_encryption')}`, `--compression {meta.get('borg_compression')}`")
     corpus_files = meta.get("corpus_files", "?")
     w(f"- Corpus: `make-corpus.py --size-mib {meta.get('size_mib')}` → {fmt_mib(corpus_bytes)} MiB "
@@ -259,7 +259,8 @@ def main():
         w(read_text(os.path.join(work, "pipeline.md")))
         w("")
         w("The floor is what brr's data path needs for exactly this corpus on one core: each stage timed "
-          "alone over data held in memory (zstd 3, AES-256-GCM, keyed BLAKE3, FastCDC 256K/512K/4M), plus "
+          f"alone over data held in memory (zstd {pipeline.get('zstd_level', 2)}, AES-256-GCM, keyed BLAKE3, "
+          "FastCDC 256K/512K/4M), plus "
           "reading the files and, for restore, writing them back through the file system without fsync; "
           "divided by 2 cores as if the work split perfectly. The unchanged re-backup floor is one walk "
           "with lstat of the tree on one core. A measured time is that many times the floor.")

@@ -11,7 +11,7 @@
 #   BENCH_WORK        scratch directory for corpus, repositories, restores (default bench/work)
 #   BENCH_RESULTS     where the report goes (default bench/results)
 #   BENCH_LIMITS_MIB  buffer size for brr-machine-limits (default 256; 0 skips it)
-#   BENCH_ZSTD_LEVEL  zstd level of the single-core data-path floor (default 3, brr's default)
+#   BENCH_ZSTD_LEVEL  zstd level of the single-core data-path floor (default 2, brr's default)
 #   BENCH_FLOOR_RUNS  runs of the data-path floor over the corpus, median kept (default 3)
 #   BENCH_SKIP_BUILD  1: use the existing target/release binaries instead of building
 #   BORG_ENCRYPTION   borg init --encryption (default repokey-blake2)
@@ -48,7 +48,7 @@ WORK=${BENCH_WORK:-$ROOT/bench/work}
 LIMITS_MIB=${BENCH_LIMITS_MIB:-256}
 BORG_ENCRYPTION=${BORG_ENCRYPTION:-repokey-blake2}
 BORG_COMPRESSION=${BORG_COMPRESSION:-lz4}
-ZSTD_LEVEL=${BENCH_ZSTD_LEVEL:-3}
+ZSTD_LEVEL=${BENCH_ZSTD_LEVEL:-2}
 FLOOR_RUNS=${BENCH_FLOOR_RUNS:-3}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}
 

@@ -13,6 +13,11 @@ pub trait Progress: Send + Sync {
     fn bytes(&self, _n: u64) {}
     /// Totals learned later (e.g. once a scan finishes).
     fn set_totals(&self, _items: Option<u64>, _bytes: Option<u64>) {}
+    /// Whether totals are shown. When not, the engine skips work done only to learn them (a backup's
+    /// counting walk of the sources, a second pass over every directory).
+    fn wants_totals(&self) -> bool {
+        true
+    }
     /// A non-fatal problem (unreadable file, damaged blob) to show the user now.
     fn warn(&self, _message: &str) {}
     /// The current phase ended.

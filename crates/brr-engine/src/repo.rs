@@ -39,7 +39,7 @@ impl Default for InitOptions {
             kdf: KdfParams::default(),
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
-            compression: Compression::Zstd(3),
+            compression: Compression::Zstd(2),
             label: "initial password".into(),
         }
     }

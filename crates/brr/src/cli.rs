@@ -188,7 +188,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 4)]
     pub kdf_parallelism: u32,
     /// Default compression: off, fastest, fast, default, max, or zstd:N.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "zstd:2")]
     pub compression: String,
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16)]

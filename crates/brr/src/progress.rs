@@ -96,6 +96,10 @@ impl Progress for Bar {
         }
     }
 
+    fn wants_totals(&self) -> bool {
+        self.enabled
+    }
+
     fn set_totals(&self, items: Option<u64>, bytes: Option<u64>) {
         if let Some(i) = items {
             self.items_total.store(i, Ordering::Relaxed);

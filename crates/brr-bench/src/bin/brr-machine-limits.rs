@@ -45,7 +45,7 @@ fn usage() -> &'static str {
      --json         print JSON instead of the Markdown table\n\
      --json-out F   also write the JSON to file F\n\
      --corpus DIR   also run the whole data path single-threaded over DIR (CPU floor per stage)\n\
-     --zstd-level N zstd level for --corpus (default 3, brr's default compression)\n\
+     --zstd-level N zstd level for --corpus (default 2, brr's default compression)\n\
      --skip-stages  with --corpus: skip the per-stage buffer measurements\n\
      --write-to DIR with --corpus: also write the tree back under DIR (must not exist; removed\n\
      \x20              after each run) to measure what the file system costs a restore\n"
@@ -58,7 +58,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         json_out: None,
         corpus: None,
-        zstd_level: 3,
+        zstd_level: 2,
         skip_stages: false,
         write_to: None,
     };

@@ -209,7 +209,8 @@ pub fn backup(
 
     let (job_tx, job_rx) = bounded::<FileJob>(threads * 4);
     let walk_result = std::thread::scope(|s| {
-        {
+        // Counting the sources walks every directory a second time: only when someone looks.
+        if progress.wants_totals() {
             let (sources, excludes) = (&sources, &excludes);
             s.spawn(move || {
                 let (files, bytes) = scan_totals(sources, excludes, opts.one_file_system);
