@@ -196,3 +196,37 @@ pub struct Agent {
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
 }
+
+/// Answer of `POST /repos/{repo}/verify`: a scrub of every stored file without the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyReport {
+    /// True when nothing is damaged or missing.
+    pub ok: bool,
+    /// Damaged and missing files.
+    pub findings: Vec<VerifyFinding>,
+    /// Harmless states (unreadable locks, packs no index file describes).
+    pub warnings: Vec<String>,
+    /// Files read.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Snapshots that parsed.
+    pub snapshots: u64,
+    /// Pack files stored.
+    pub packs: u64,
+}
+
+/// One damaged or missing file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyFinding {
+    /// Repository-relative path (`data/ab/ab12…`, `index/…`, `snapshots/…`, `keys/…`, `gc/…`, `config`).
+    pub file: String,
+    /// `damaged` or `missing`.
+    pub problem: String,
+    /// What is wrong, in one line.
+    pub reason: String,
+    /// Snapshots affected (file names).
+    pub snapshots: Vec<String>,
+}

@@ -6,6 +6,7 @@
 //! brrd admin add-staff --email E --role operator
 //! brrd audit verify                     # exit status 1 when the audit chain was tampered with
 //! brrd repo reindex --all               # rebuild the database's record of repositories from the store
+//! brrd repo verify --all                # scrub repositories without the key; exit status 1 on damage
 //! brrd openapi                          # the OpenAPI document
 //! ```
 
@@ -104,6 +105,16 @@ enum RepoCmd {
     /// Rebuild the database's record (packs, blobs, snapshots, sizes) of repositories from their
     /// files; run it while they are idle. Exit status 1 if a file did not decode.
     Reindex {
+        /// The repository id.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        repo: Option<String>,
+        /// Every repository.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Scrub repositories without the key: rehash every file against its name, parse every
+    /// structure, name the snapshots a damaged or missing pack affects. Exit status 1 on damage.
+    Verify {
         /// The repository id.
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]
         repo: Option<String>,
@@ -211,6 +222,29 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 println!(
                     "{}",
                     serde_json::to_string(&report).map_err(brrd_server::Error::internal)?
+                );
+            }
+            Ok(if damaged {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Repo(RepoCmd::Verify { repo, all }) => {
+            let deps = brrd_server::server::default_deps(&config)?;
+            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
+            let ids = match repo {
+                Some(id) if !all => vec![id],
+                _ => svc.all_repo_ids().await?,
+            };
+            let mut damaged = false;
+            for id in ids {
+                let report = svc.verify_repo_by_id(&id).await?;
+                damaged |= !report.ok;
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"repo_id": id, "report": report}))
+                        .map_err(brrd_server::Error::internal)?
                 );
             }
             Ok(if damaged {

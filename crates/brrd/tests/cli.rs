@@ -208,6 +208,18 @@ fn repo_reindex_reads_the_store() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // verify: a folder with a lock but no config is not a repository yet.
+    let out = brrd(data)
+        .args(["repo", "verify", "--repo", repo])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[conflict]"));
     let missing = brrd(data)
         .args(["repo", "reindex", "--repo", company])
         .output()

@@ -47,6 +47,7 @@ impl Modify for BearerAuth {
         audit::query, audit::verify, audit::export,
         repos::list_repos, repos::create_repo, repos::get_repo, repos::update_repo, repos::list_files,
         repos::get_file, repos::head_file, repos::put_file, repos::delete_file, repos::lookup_blobs,
+        repos::verify_repo,
         agents::enroll, agents::list_agents, agents::revoke_agent, agents::get_quota, agents::set_quota,
         agents::usage,
     ),

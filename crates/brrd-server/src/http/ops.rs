@@ -24,6 +24,8 @@ pub struct Metrics {
     uploads: AtomicU64,
     snapshots: AtomicU64,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
+    verifications: AtomicU64,
+    verify_findings: AtomicU64,
 }
 
 impl Metrics {
@@ -50,6 +52,12 @@ impl Metrics {
         if snapshot {
             self.snapshots.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a scrub and the damaged or missing files it found.
+    pub fn record_verify(&self, findings: u64) {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        self.verify_findings.fetch_add(findings, Ordering::Relaxed);
     }
 
     /// Counts a refused repository operation by its error code.
@@ -94,6 +102,16 @@ impl Metrics {
                 "brrd_repo_snapshots_committed_total",
                 "Snapshots committed.",
                 &self.snapshots,
+            ),
+            (
+                "brrd_repo_verifications_total",
+                "Repository scrubs run through the API.",
+                &self.verifications,
+            ),
+            (
+                "brrd_repo_verify_findings_total",
+                "Damaged or missing files found by scrubs.",
+                &self.verify_findings,
             ),
         ] {
             out.push_str(&format!(

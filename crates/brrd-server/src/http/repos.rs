@@ -11,6 +11,7 @@ use axum::routing::{delete, get, head, patch, post, put};
 use brr_api::identity::Role;
 use brr_api::repos::{
     BlobLookup, BlobPresence, CreateRepository, FileEntry, Repository, UpdateRepository,
+    VerifyReport,
 };
 
 use super::error::{ApiResult, HttpError, Json, Path};
@@ -22,6 +23,7 @@ use crate::service::repos::checks::kind_from_url;
 use crate::service::repos::files::ByteRange;
 
 const ADMINS: &[Role] = &[Role::CompanyAdmin];
+const VERIFIERS: &[Role] = &[Role::ProviderAdmin, Role::Operator, Role::CompanyAdmin];
 const FILE: &str = "/api/v1/repos/{repo}/files/{kind}/{name}";
 
 /// The endpoints of this module with their access rules.
@@ -52,6 +54,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::HEAD, FILE, Members, head(head_file)),
         Endpoint::new(Method::PUT, FILE, Members, put(put_file)).long(),
         Endpoint::new(Method::DELETE, FILE, Members, delete(delete_file)),
+        Endpoint::new(
+            Method::POST,
+            "/api/v1/repos/{repo}/verify",
+            Roles(VERIFIERS),
+            post(verify_repo),
+        )
+        .long(),
         Endpoint::new(
             Method::POST,
             "/api/v1/repos/{repo}/blobs/lookup",
@@ -262,4 +271,19 @@ pub async fn lookup_blobs(
     Ok(Json(BlobPresence {
         present: st.svc.lookup_blobs(&ctx, &repo, &req.ids).await?,
     }))
+}
+
+#[utoipa::path(post, path = "/api/v1/repos/{repo}/verify", tag = "repositories", security(("bearer" = [])),
+    params(("repo" = String, Path)),
+    responses((status = 200, body = VerifyReport), (status = 404, body = brr_api::ErrorBody)))]
+/// Scrub without the key: rehash every file against its name, parse every structure, name the
+/// snapshots each damaged or missing pack affects (company admins, provider admins, operators).
+pub async fn verify_repo(
+    State(st): State<AppState>,
+    ctx: Ctx,
+    Path(repo): Path<String>,
+) -> ApiResult<Json<VerifyReport>> {
+    let report = st.svc.verify_repo(&ctx, &repo).await?;
+    st.metrics.record_verify(report.findings.len() as u64);
+    Ok(Json(report))
 }

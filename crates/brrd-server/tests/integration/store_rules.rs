@@ -501,12 +501,47 @@ async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
             .post(&lookup, Some(&a.agent), json!({"ids": [blob]}))
             .await;
         assert_eq!(p["present"], json!([true]));
-        // A damaged file in the store is reported, not recorded.
+        // Scrub through the API: clean, then a damaged pack names the snapshot it affects.
+        let verify = format!("/api/v1/repos/{}/verify", a.repo);
+        let (s, v) = t.post(&verify, Some(&a.admin), json!(null)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["packs"], files[&FileKind::Pack].len());
+        let (s, _) = t.post(&verify, Some(&a.agent), json!(null)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         let store = brr_storage::open_url_at(
             &svc.config.store_url(),
             &format!("{}/{}", a.company, a.repo),
         )
         .unwrap();
+        let mut rotten = pack_bytes.clone();
+        rotten[7] ^= 1;
+        store.write(FileKind::Pack, pack, &rotten).unwrap();
+        let op = t
+            .staff("op@provider.example", brr_api::identity::Role::Operator)
+            .await;
+        let (s, v) = t.post(&verify, Some(&op), json!(null)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["ok"], false, "{v}");
+        assert_eq!(v["findings"][0]["problem"], "damaged", "{v}");
+        assert!(
+            v["findings"][0]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with(pack.as_str()),
+            "{v}"
+        );
+        assert_eq!(v["findings"][0]["snapshots"], json!([snap]), "{v}");
+        store.write(FileKind::Pack, pack, pack_bytes).unwrap();
+        let m = reqwest::get(format!("http://{}/metrics", t.running.ops_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(m.contains("brrd_repo_verifications_total 2\n"), "{m}");
+        assert!(m.contains("brrd_repo_verify_findings_total 1\n"), "{m}");
+        // A damaged file in the store is reported, not recorded.
         store
             .write(FileKind::Snapshot, &"cd".repeat(32), b"garbage")
             .unwrap();

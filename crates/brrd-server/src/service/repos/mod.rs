@@ -9,6 +9,7 @@ pub mod reindex;
 pub mod rules;
 pub mod store;
 pub mod transfer;
+pub mod verify;
 
 use brr_api::repos::{CreateRepository, RepoUsage, Repository, SnapshotInfo, UpdateRepository};
 
