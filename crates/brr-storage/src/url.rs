@@ -83,11 +83,17 @@ pub fn open_url_at(base: &str, sub: &str) -> Result<Arc<dyn Backend>, StorageErr
             reason: format!("sub-location {sub:?} must be folders of [0-9a-z-] separated by /"),
         });
     }
+    open_url(&join_location(base, sub))
+}
+
+/// The location of `sub` inside `base` (`sub` already checked); `memory:` and unknown schemes stay as
+/// they are (`open_url` then opens a fresh memory repository or reports the scheme).
+fn join_location(base: &str, sub: &str) -> String {
     match split_scheme(base) {
-        None => open_url(&format!("local:{}/{sub}", base.trim_end_matches('/'))),
-        Some(("local", rest)) => open_url(&format!("local:{}/{sub}", rest.trim_end_matches('/'))),
-        Some(("s3", _)) => open_url(&format!("{}/{sub}", base.trim_end_matches('/'))),
-        Some(_) => open_url(base),
+        None => format!("local:{}/{sub}", base.trim_end_matches('/')),
+        Some(("local", rest)) => format!("local:{}/{sub}", rest.trim_end_matches('/')),
+        Some(("s3", _)) => format!("{}/{sub}", base.trim_end_matches('/')),
+        Some(_) => base.to_owned(),
     }
 }
 
@@ -214,6 +220,20 @@ mod tests {
         let b = open_url_at(&format!("local:{base}/"), "c1/r1").unwrap();
         assert_eq!(b.read(crate::FileKind::Snapshot, "s").unwrap(), b"x");
         assert!(open_url_at("memory:", "a/b").is_ok());
+        assert_eq!(
+            join_location("s3:https://h:9/bucket/pre/", "c/r"),
+            "s3:https://h:9/bucket/pre/c/r"
+        );
+        assert_eq!(
+            join_location("s3:https://h/bucket", "c/r"),
+            "s3:https://h/bucket/c/r"
+        );
+        let cfg = parse_s3("https://h/bucket/c/r").unwrap();
+        assert_eq!(
+            (cfg.bucket.as_str(), cfg.prefix.as_str()),
+            ("bucket", "c/r")
+        );
+        assert_eq!(join_location("/srv/repos/", "c/r"), "local:/srv/repos/c/r");
         for bad in ["", "..", "a/../b", "a//b", "/a", "A", "a/.x"] {
             assert!(open_url_at(base, bad).is_err(), "{bad:?}");
         }
