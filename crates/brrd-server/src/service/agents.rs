@@ -159,9 +159,14 @@ impl Service {
         if self.company_status(&company_id).await?.as_deref() != Some("active") {
             return Err(Error::Unauthenticated);
         }
-        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-            .bind(self.now())
-            .bind(id)
+        // At most one write a minute per agent, not one per request.
+        let now = self.now();
+        sqlx::query(
+            "UPDATE agents SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - 60_000)
             .execute(&self.db.pool)
             .await?;
         Ok(Principal::Agent {

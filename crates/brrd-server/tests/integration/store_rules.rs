@@ -460,6 +460,16 @@ async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
             .post(&lookup, Some(&a.agent), json!({"ids": [blob]}))
             .await;
         assert_eq!(p["present"], json!([false]));
+        // Malformed look-ups are refused with a one-line message, never a crash.
+        for ids in [
+            json!(["é".repeat(40)]),
+            json!(["AB".repeat(32)]),
+            json!(vec!["00".repeat(32); 10_001]),
+        ] {
+            let (s, b) = t.post(&lookup, Some(&a.agent), json!({ "ids": ids })).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+            assert!(!b["error"]["message"].as_str().unwrap().contains('\n'));
+        }
         let (s, e) = t
             .put_file(&a.agent, &a.repo, FileKind::Snapshot, snap, snap_bytes)
             .await;

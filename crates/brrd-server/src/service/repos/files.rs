@@ -440,6 +440,9 @@ impl Service {
 
     /// `POST /repos/{repo}/blobs/lookup`.
     pub async fn lookup_blobs(&self, ctx: &Ctx, repo: &str, ids: &[String]) -> Result<Vec<bool>> {
+        let (row, _) = self
+            .file_access(ctx, repo, FileKind::Pack, FileOp::Read)
+            .await?;
         if ids.len() > brr_api::repos::MAX_LOOKUP_IDS {
             return Err(Error::invalid(format!(
                 "at most {} IDs per look-up, got {}",
@@ -447,21 +450,17 @@ impl Service {
                 ids.len()
             )));
         }
-        for id in ids {
-            if id.len() != 64
+        if let Some(bad) = ids.iter().find(|id| {
+            id.len() != 64
                 || !id
                     .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return Err(Error::invalid(format!(
-                    "blob ID {:?} is not 64 lower-case hex characters",
-                    &id[..id.len().min(80)]
-                )));
-            }
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }) {
+            let shown: String = bad.chars().take(80).flat_map(char::escape_debug).collect();
+            return Err(Error::invalid(format!(
+                "blob ID \"{shown}\" is not 64 lower-case hex characters"
+            )));
         }
-        let (row, _) = self
-            .file_access(ctx, repo, FileKind::Pack, FileOp::Read)
-            .await?;
         let found = self.usable_blobs(&row.id, ids).await?;
         Ok(ids.iter().map(|i| found.contains_key(i)).collect())
     }
