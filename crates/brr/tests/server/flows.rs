@@ -111,6 +111,27 @@ fn two_companies_agents_dedup_restore_and_refusals() {
     );
     assert_eq!(num(sum, "bytes_read"), MIB as u64, "{third:#}");
 
+    // Keys: anyone of the company lists them, only the admin adds one.
+    let keys = a1.json(["key", "list"]);
+    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys:#}");
+    let newpw = tmp.path().join("new-password");
+    std::fs::write(&newpw, "another password\n").unwrap();
+    let mut c = a1.cmd(["key", "add", "--new-password-file"]);
+    c.arg(&newpw);
+    crate::common::run(&mut c).expect_error(21);
+
+    // An expired access token is refreshed with the refresh token, and the rotated pair is saved.
+    let store = admin.credentials();
+    let url = brr_client::ServerUrl::parse(&brrd.url).unwrap();
+    let mut entry = store.get(url.as_str()).unwrap().unwrap();
+    let old_refresh = entry.refresh_token.clone();
+    entry.access_token = Some("expired.or.forged".into());
+    store.put(url.as_str(), entry).unwrap();
+    admin.json(["snapshots"]);
+    let entry = store.get(url.as_str()).unwrap().unwrap();
+    assert_ne!(entry.access_token.as_deref(), Some("expired.or.forged"));
+    assert_ne!(entry.refresh_token, old_refresh);
+
     // Company B sees nothing of A's repository: 404, exit 22, for its agent and its admin.
     b1.run(["snapshots"]).expect_error(22);
     let badmin = Machine::new(&brrd, &tmp.path().join("admin-b"), "laptops");
@@ -131,6 +152,30 @@ fn two_companies_agents_dedup_restore_and_refusals() {
     assert!(check.stdout.contains(": 0 errors"), "{check}");
     let listed = a1.json(["snapshots"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed:#}");
+
+    // A revoked agent is refused with 20.
+    let agent_id = a2
+        .credentials()
+        .get(url.as_str())
+        .unwrap()
+        .unwrap()
+        .agent_id
+        .clone()
+        .unwrap();
+    let admin_token = store
+        .get(url.as_str())
+        .unwrap()
+        .unwrap()
+        .access_token
+        .clone()
+        .unwrap();
+    let del = brr_client::Request::new(
+        brr_client::Method::DELETE,
+        format!("/api/v1/agents/{agent_id}"),
+        false,
+    );
+    brrd.client(Some(&admin_token)).send(&del, &[]).unwrap();
+    a2.run(["snapshots"]).expect_error(20);
 }
 
 #[test]
