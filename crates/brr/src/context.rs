@@ -190,11 +190,13 @@ impl Context {
     /// remembered at login or enrolment).
     pub fn client_options(&self, stored: Option<PathBuf>) -> ClientOptions {
         ClientOptions {
+            // Absolute, so the path remembered at login or enrolment works from any folder.
             ca_cert: self
                 .global
                 .ca_cert
                 .clone()
                 .or_else(|| self.file.ca_cert.clone())
+                .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
                 .or(stored),
             ..ClientOptions::default()
         }

@@ -140,6 +140,12 @@ fn two_companies_agents_dedup_restore_and_refusals() {
     let mut c = b1.cmd(["restore", &s1, "--target"]);
     c.arg(tmp.path().join("stolen"));
     crate::common::run(&mut c).expect_error(22);
+    // B's own repository of the same name is another repository: empty, and A's stays A's.
+    badmin.init().expect_code(0);
+    assert!(b1.json(["snapshots"]).as_array().unwrap().is_empty());
+    let repos = badmin.json(["repos"]);
+    assert_eq!(repos.as_array().map(Vec::len), Some(1), "{repos:#}");
+    assert_eq!(num(&repos[0]["usage"], "snapshots"), 0, "{repos:#}");
 
     // Agents cannot forget or prune (403, exit 21); the admin can.
     a1.run(["forget", &s1]).expect_error(21);
