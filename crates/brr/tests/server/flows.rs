@@ -206,6 +206,13 @@ fn server_errors_have_their_own_exit_codes() {
     crate::common::run(&mut c).expect_error(20);
     assert!(!nobody.credentials().path().exists());
 
+    // BRR_PASSWORD_FILE holds the repository password: login never takes the account password from
+    // it, only from --password-file on its command line.
+    let mut c = nobody.cmd(["login", "--email", &alpha.admin_email]);
+    c.env("BRR_PASSWORD_FILE", &pw);
+    let run = crate::common::run(&mut c).expect_error(2);
+    assert!(run.stderr.contains("no account password given"), "{run}");
+
     // The server's certificate without --ca-cert: a TLS failure, 25.
     let admin = Machine::new(&brrd, &tmp.path().join("admin"), "laptops");
     let mut c = admin.cmd(["login", "--email", &alpha.admin_email]);
