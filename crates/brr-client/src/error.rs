@@ -133,8 +133,8 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// 429: too many attempts.
-    #[error("{server} throttles this client: {message}")]
+    /// 429: too many failed logins for the account or from this address.
+    #[error("{server} refuses for now: {message}")]
     Throttled {
         /// The server URL.
         server: String,
@@ -308,15 +308,15 @@ impl ClientError {
             | ClientError::CaCert { .. } => 2,
             ClientError::NotLoggedIn { .. }
             | ClientError::Unauthorized { .. }
-            | ClientError::TotpRequired { .. } => EXIT_AUTH,
+            | ClientError::TotpRequired { .. }
+            | ClientError::Throttled { .. } => EXIT_AUTH,
             ClientError::Forbidden { .. } => EXIT_FORBIDDEN,
             ClientError::NotFound { .. } => EXIT_NOT_FOUND,
             ClientError::QuotaExceeded { .. } => EXIT_QUOTA,
             ClientError::AppendOnly { .. } => EXIT_APPEND_ONLY,
             ClientError::Unreachable { .. }
             | ClientError::Tls { .. }
-            | ClientError::Server { .. }
-            | ClientError::Throttled { .. } => EXIT_UNREACHABLE,
+            | ClientError::Server { .. } => EXIT_UNREACHABLE,
             ClientError::Conflict { .. }
             | ClientError::Rejected { .. }
             | ClientError::Protocol { .. }
@@ -372,7 +372,8 @@ mod tests {
             (416, "range", "BRR-N011", 1),
             (422, "name_mismatch", "BRR-N011", 1),
             (422, "bad_pack", "BRR-N011", 1),
-            (429, "auth.throttled", "BRR-N012", EXIT_UNREACHABLE),
+            (429, "auth.throttled", "BRR-N012", EXIT_AUTH),
+            (429, "auth.locked", "BRR-N012", EXIT_AUTH),
             (500, "internal", "BRR-N013", EXIT_UNREACHABLE),
             (503, "", "BRR-N013", EXIT_UNREACHABLE),
         ];
