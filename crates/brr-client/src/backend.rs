@@ -37,13 +37,11 @@ fn kind_segment(kind: FileKind) -> &'static str {
     kind.folder().unwrap_or("config")
 }
 
-/// Whether a `PUT` of this kind may be repeated after a lost answer: content-addressed files, whose
-/// re-upload the server answers with 200.
+/// Whether a `PUT` of this kind may be repeated after a lost answer: content-addressed files (the
+/// server answers a re-upload with 200), and locks and GC records (the same bytes under the same name
+/// again; a lock refresh must survive a server restart). Not the config, which the server stores once.
 fn idempotent_put(kind: FileKind) -> bool {
-    matches!(
-        kind,
-        FileKind::Pack | FileKind::Index | FileKind::Snapshot | FileKind::Key
-    )
+    kind != FileKind::Config
 }
 
 impl RemoteBackend {

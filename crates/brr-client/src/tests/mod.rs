@@ -135,13 +135,17 @@ fn idempotent_requests_are_retried_with_backoff() {
 }
 
 #[test]
-fn non_idempotent_uploads_are_not_retried() {
+fn config_uploads_are_not_retried() {
     let srv = server::start();
     let (c, slept) = client(&srv.url, "good");
     let b = RemoteBackend::new(c, "r1").unwrap();
     srv.knobs.fail_next.store(1, Ordering::SeqCst);
-    assert!(b.write(FileKind::Lock, "l1", b"{}").is_err());
+    assert!(b.write(FileKind::Config, "config", b"c0").is_err());
     assert!(slept.lock().unwrap().is_empty());
+    // Locks are rewritten with the same bytes: retried.
+    srv.knobs.fail_next.store(1, Ordering::SeqCst);
+    b.write(FileKind::Lock, "l1", b"{}").unwrap();
+    assert_eq!(slept.lock().unwrap().len(), 1);
     // A second config is refused as the server does: 409, not retried, not a refusal of rights.
     srv.knobs.config_once.store(true, Ordering::SeqCst);
     b.write(FileKind::Config, "config", b"c1").unwrap();
