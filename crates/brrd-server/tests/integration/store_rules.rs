@@ -579,3 +579,54 @@ async fn uploads_beyond_the_limit_wait_their_turn() {
     assert_eq!(r["usage"]["packs"], files[&FileKind::Pack].len());
     t.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pack_stored_but_not_recorded_is_adopted_by_the_index_describing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = local_files(&engine_repo(dir.path()));
+    let (snap, snap_bytes) = &files[&FileKind::Snapshot][0];
+    for backend in backends() {
+        let t = start_server(&backend, |_| {}).await;
+        let a = tenant(&t, "a", json!({"name": "main"})).await;
+        // Keys, config and packs, but no index yet (as a backup killed before its index).
+        for kind in [FileKind::Key, FileKind::Config] {
+            for (name, bytes) in &files[&kind] {
+                let (s, _) = t.put_file(&a.admin, &a.repo, kind, name, bytes).await;
+                assert_eq!(s, StatusCode::CREATED);
+            }
+        }
+        for (name, bytes) in &files[&FileKind::Pack] {
+            let (s, _) = t
+                .put_file(&a.agent, &a.repo, FileKind::Pack, name, bytes)
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
+        // brrd died between storing one pack and recording it.
+        let lost = &files[&FileKind::Pack][0].0;
+        for table in ["repo_blobs", "repo_packs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE pack_id = $1"))
+                .bind(lost)
+                .execute(&t.running.service.db.pool)
+                .await
+                .unwrap();
+        }
+        let (s, _) = t
+            .put_file(&a.agent, &a.repo, FileKind::Snapshot, snap, snap_bytes)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        // The resumed backup adopts the stored pack into its index file: brrd records it then.
+        for (name, bytes) in &files[&FileKind::Index] {
+            let (s, e) = t
+                .put_file(&a.agent, &a.repo, FileKind::Index, name, bytes)
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{e}");
+        }
+        let (s, e) = t
+            .put_file(&a.agent, &a.repo, FileKind::Snapshot, snap, snap_bytes)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        let (_, r) = t.get(&format!("/api/v1/repos/{}", a.repo), &a.agent).await;
+        assert_eq!(r["usage"]["packs"], files[&FileKind::Pack].len(), "{r}");
+        t.running.shutdown().await;
+    }
+}

@@ -4,8 +4,9 @@
 //! Order of an upload: access rule → size limit → upload slot (semaphore) → body read chunk by chunk,
 //! hashed as it arrives, refused past the limit → name = BLAKE3 → already stored? (200, nothing
 //! rewritten) → content checks → quota → atomic store write → database record. The database only
-//! ever lags behind the store (a crash between the two is healed by the retried upload), so a
-//! snapshot is accepted only when every blob it references is recorded in a stored pack.
+//! ever lags behind the store (a crash between the two is healed by the retried upload, or, for a
+//! pack a resumed backup adopts without uploading it again, by the index file that describes it), so
+//! a snapshot is accepted only when every blob it references is recorded in a stored pack.
 
 use brr_storage::{FileKind, validate_name};
 use futures_util::Stream;
@@ -224,6 +225,9 @@ impl Service {
             };
             self.record_file(&actor, row, (kind, name, size), &parsed, ref_bytes)
                 .await?;
+            if let Parsed::Index { packs, .. } = &parsed {
+                self.adopt_stored_packs(&actor, row, packs).await?;
+            }
             return Ok(Stored {
                 created: false,
                 size,
@@ -251,6 +255,9 @@ impl Service {
         blocking(move || b.write(kind, &n, &data).map_err(Error::storage)).await?;
         self.record_file(&actor, row, (kind, name, size), &parsed, snapshot_bytes)
             .await?;
+        if let Parsed::Index { packs, .. } = &parsed {
+            self.adopt_stored_packs(&actor, row, packs).await?;
+        }
         if let Parsed::Snapshot { refs, .. } = &parsed {
             self.record(
                 ctx,

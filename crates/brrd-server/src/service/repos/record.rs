@@ -165,4 +165,65 @@ impl Service {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Records the packs of `packs` that are stored but not recorded — left by an upload that stopped
+    /// between store and database (a crash of brrd), which a resumed backup adopts into an index file
+    /// without uploading them again. Their trailers are read from the store. Returns how many.
+    pub(super) async fn adopt_stored_packs(
+        &self,
+        actor: &str,
+        row: &RepoRow,
+        packs: &[String],
+    ) -> Result<u64> {
+        let mut recorded = std::collections::HashSet::new();
+        for batch in packs.chunks(BATCH) {
+            let sql = format!(
+                "SELECT pack_id FROM repo_packs WHERE repo_id = $1 AND pack_id IN ({})",
+                placeholders(2, batch.len())
+            );
+            let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(&row.id);
+            for p in batch {
+                q = q.bind(p);
+            }
+            recorded.extend(q.fetch_all(&self.db.pool).await?.into_iter().map(|(p,)| p));
+        }
+        let unrecorded: Vec<String> = packs
+            .iter()
+            .filter(|p| !recorded.contains(*p))
+            .cloned()
+            .collect();
+        if unrecorded.is_empty() {
+            return Ok(0);
+        }
+        let backend = self.store.backend(&row.company_id, &row.id)?;
+        let found = super::store::blocking(move || {
+            let mut found = Vec::new();
+            for p in unrecorded {
+                let size = match backend.size(FileKind::Pack, &p) {
+                    Ok(s) => s,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(Error::storage(e)),
+                };
+                match super::reindex::pack_blobs(backend.as_ref(), &p, size) {
+                    Ok(blobs) => found.push((p, size, blobs)),
+                    Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                    Err(e) => tracing::warn!(pack = %p, error = %e, "stored pack not adopted"),
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+        let n = found.len() as u64;
+        for (p, size, blobs) in found {
+            self.record_file(
+                actor,
+                row,
+                (FileKind::Pack, &p, size),
+                &Parsed::Pack(blobs),
+                0,
+            )
+            .await?;
+        }
+        Ok(n)
+    }
 }

@@ -50,7 +50,11 @@ const ORDER: [FileKind; 7] = [
 ];
 
 /// Reads only the trailer of a stored pack.
-fn pack_blobs(b: &dyn brr_storage::Backend, name: &str, size: u64) -> Result<Vec<BlobRow>> {
+pub(super) fn pack_blobs(
+    b: &dyn brr_storage::Backend,
+    name: &str,
+    size: u64,
+) -> Result<Vec<BlobRow>> {
     if size < FOOTER_LEN as u64 {
         return Err(Error::BadPack(format!("only {size} bytes")));
     }
