@@ -192,17 +192,21 @@ pub fn open_blob(
     id_of: &dyn Fn(&[u8]) -> BlobId,
 ) -> Result<Vec<u8>> {
     let what = || format!("{blob_type} blob {}", id.short());
-    let plain = key.open(&aad(blob_type, id), stored, &what)?;
-    let (flag, payload) = plain
-        .split_first()
-        .ok_or_else(|| CoreError::Authentication {
+    let mut plain = key.open(&aad(blob_type, id), stored, &what)?;
+    let Some(&flag) = plain.first() else {
+        return Err(CoreError::Authentication {
             what: format!("{} (empty plaintext)", what()),
-        })?;
-    let content = match *flag {
-        FLAG_RAW => payload.to_vec(),
-        FLAG_ZSTD => {
-            decompress(payload).map_err(|e| CoreError::Compression(format!("{}: {e}", what())))?
+        });
+    };
+    let content = match flag {
+        // The content in place: no second buffer of its size.
+        FLAG_RAW => {
+            plain.copy_within(1.., 0);
+            plain.truncate(plain.len() - 1);
+            plain
         }
+        FLAG_ZSTD => decompress(&plain[1..])
+            .map_err(|e| CoreError::Compression(format!("{}: {e}", what())))?,
         other => {
             return Err(crate::error::FormatError::new(
                 "blob",
@@ -232,7 +236,19 @@ fn decompress(frame: &[u8]) -> std::result::Result<Vec<u8>, String> {
             "frame declares {size} bytes, more than the {MAX_BLOB_PLAINTEXT}-byte limit"
         ));
     }
-    let out = zstd::bulk::decompress(frame, size).map_err(|e| e.to_string())?;
+    // One decompression context per thread, reused: creating one per blob was a visible cost.
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let out = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dec = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
+        };
+        dec.decompress(frame, size).map_err(|e| e.to_string())
+    })?;
     if out.len() != size {
         return Err(format!(
             "frame declared {size} bytes but held {}",
