@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod identity;
+pub mod maintenance;
 pub mod repos;
 pub mod sites;
 

@@ -70,6 +70,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The repository store (`[store]`).
     pub store: StoreConfig,
+    /// Server-side retention, garbage collection and scrubs (`[maintenance]`).
+    pub maintenance: crate::service::scheduler::MaintenanceConfig,
 }
 
 /// Where and how repositories are stored (`[store]`).
@@ -149,6 +151,7 @@ impl Default for Config {
             mail_from: "brrd@localhost".into(),
             smtp: None,
             store: StoreConfig::default(),
+            maintenance: Default::default(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Config {
                 "audit_checkpoint_every must be positive".into(),
             ));
         }
+        self.maintenance.validate()?;
         if self.store.max_upload_bytes < 1024 {
             return Err(Error::Config(
                 "store.max_upload_bytes must be at least 1024".into(),

@@ -99,6 +99,9 @@ pub enum Error {
     /// File system failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A retention policy that cannot be applied as given (422).
+    #[error("{0}")]
+    BadPolicy(String),
     /// Any other internal failure (crypto, mail transport, TLS set-up).
     #[error("internal: {0}")]
     Internal(String),
@@ -130,6 +133,7 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::Config(_) => "config",
+            Error::BadPolicy(_) => "bad_policy",
             Error::Database(_)
             | Error::Migrate(_)
             | Error::Io(_)

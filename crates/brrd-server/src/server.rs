@@ -123,6 +123,9 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running> {
         }))
     };
     tasks.push(plain(ops, http::ops::ops_app(svc.clone(), metrics))?);
+    if config.maintenance.enabled {
+        tasks.push(crate::service::scheduler::spawn(svc.clone(), stop.clone()));
+    }
     if let Some(l) = redirect {
         tasks.push(plain(l, http::ops::redirect_app(https_addr.port()))?);
     }

@@ -6,6 +6,7 @@
 //! brrd admin add-staff --email E --role operator
 //! brrd audit verify                     # exit status 1 when the audit chain was tampered with
 //! brrd repo reindex --all               # rebuild the database's record of repositories from the store
+//! brrd repo gc --all                    # garbage collection without the key
 //! brrd repo verify --all                # scrub repositories without the key; exit status 1 on damage
 //! brrd openapi                          # the OpenAPI document
 //! ```
@@ -105,6 +106,16 @@ enum RepoCmd {
     /// Rebuild the database's record (packs, blobs, snapshots, sizes) of repositories from their
     /// files; run it while they are idle. Exit status 1 if a file did not decode.
     Reindex {
+        /// The repository id.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        repo: Option<String>,
+        /// Every repository.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Collect garbage in repositories without the key (two-phase, safe against running backups;
+    /// packs are deleted once no session that could use them runs). Prints one JSON report per line.
+    Gc {
         /// The repository id.
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]
         repo: Option<String>,
@@ -248,6 +259,36 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 );
             }
             Ok(if damaged {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Repo(RepoCmd::Gc { repo, all }) => {
+            let deps = brrd_server::server::default_deps(&config)?;
+            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
+            let ids = match repo {
+                Some(id) if !all => vec![id],
+                _ => svc.all_repo_ids().await?,
+            };
+            let mut failed = false;
+            for id in ids {
+                match svc.collect_garbage_by_id(&id).await {
+                    Ok(report) => println!(
+                        "{}",
+                        serde_json::to_string(
+                            &serde_json::json!({"repo_id": id, "report": report})
+                        )
+                        .map_err(brrd_server::Error::internal)?
+                    ),
+                    Err(brrd_server::Error::Conflict(m)) => eprintln!("brrd: repository {id}: {m}"),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("brrd: repository {id}: {e}");
+                    }
+                }
+            }
+            Ok(if failed {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -54,9 +54,10 @@ impl From<Error> for HttpError {
             | Error::RegistrationClosed
             | Error::QuotaExceeded(_)
             | Error::AppendOnly(_) => StatusCode::FORBIDDEN,
-            Error::NameMismatch(_) | Error::BadPack(_) | Error::BadFile(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Error::NameMismatch(_)
+            | Error::BadPack(_)
+            | Error::BadFile(_)
+            | Error::BadPolicy(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::MissingBlobs(_) | Error::Exists(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod identity;
+pub mod maintenance;
 pub mod openapi;
 pub mod ops;
 pub mod repos;
@@ -90,6 +91,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     v.extend(identity::endpoints());
     v.extend(audit::endpoints());
     v.extend(repos::endpoints());
+    v.extend(maintenance::endpoints());
     v.extend(agents::endpoints());
     v.extend(openapi::endpoints());
     v

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::Json;
-use super::{Endpoint, agents, audit, auth, identity, repos};
+use super::{Endpoint, agents, audit, auth, identity, maintenance, repos};
 use crate::service::access::Access;
 
 /// The endpoints of this module with their access rules.
@@ -48,6 +48,7 @@ impl Modify for BearerAuth {
         repos::list_repos, repos::create_repo, repos::get_repo, repos::update_repo, repos::list_files,
         repos::get_file, repos::head_file, repos::put_file, repos::delete_file, repos::lookup_blobs,
         repos::verify_repo,
+        maintenance::get_retention, maintenance::set_retention, maintenance::delete_retention, maintenance::gc_repo,
         agents::enroll, agents::list_agents, agents::revoke_agent, agents::get_quota, agents::set_quota,
         agents::usage,
     ),

@@ -160,6 +160,7 @@ async fn readyz(State(st): State<OpsState>) -> Response {
 
 async fn metrics_text(State(st): State<OpsState>) -> Response {
     let mut text = st.metrics.render();
+    text.push_str(&st.svc.maintenance.render_metrics());
     match st.svc.quota_gauges().await {
         Ok(gauges) => text.push_str(&render_quota(&gauges)),
         Err(e) => tracing::warn!(error = %e, "quota gauges unavailable"),

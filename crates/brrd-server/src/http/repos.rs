@@ -220,9 +220,13 @@ pub async fn put_file(
         .put_file(&ctx, &repo, kind, &name, len, body.into_data_stream())
         .await;
     match &r {
-        Ok(s) if s.created => st
-            .metrics
-            .record_upload(s.size, kind == brr_storage::FileKind::Snapshot),
+        Ok(s) if s.created => {
+            st.metrics
+                .record_upload(s.size, kind == brr_storage::FileKind::Snapshot);
+            if kind == brr_storage::FileKind::Snapshot {
+                st.svc.retention_after_snapshot(&ctx, &repo).await;
+            }
+        }
         Ok(_) => {}
         Err(e) => {
             if let Some(reason) = e.refusal_reason() {

@@ -12,6 +12,7 @@ pub mod companies;
 pub mod directory;
 pub mod quotas;
 pub mod repos;
+pub mod scheduler;
 pub mod signup;
 pub mod totp;
 pub mod users;
@@ -82,6 +83,8 @@ pub struct Service {
     pub audit: AuditLog,
     /// The repository store.
     pub store: repos::Store,
+    /// Per-repository exclusions and counters of maintenance (retention, GC, scrubs).
+    pub maintenance: repos::maint::Maintenance,
     tokens: TokenKeys,
     keys: Arc<Keys>,
     dummy_hash: String,
@@ -175,6 +178,7 @@ impl Service {
             mailer: deps.mailer,
             audit,
             store,
+            maintenance: Default::default(),
             tokens,
             keys,
             dummy_hash,

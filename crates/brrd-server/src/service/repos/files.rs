@@ -234,6 +234,12 @@ impl Service {
             });
         }
         let mut snapshot_bytes = 0;
+        // A snapshot's reference check and its store write exclude a GC sweep of this repository
+        // (docs/server-repositories.md §4).
+        let _sweep = match &parsed {
+            Parsed::Snapshot { .. } => Some(self.maintenance.sweep_exclusion(&row.id).await),
+            _ => None,
+        };
         match &parsed {
             Parsed::Snapshot { refs, .. } => {
                 snapshot_bytes = self.check_refs(&row.id, refs).await?;
@@ -291,9 +297,11 @@ impl Service {
         .await
     }
 
-    /// Every reference must be usable; returns the sum of their stored lengths.
+    /// Every reference must be a blob of a recorded pack, condemned or not (a backup listed in a GC
+    /// record may reference blobs of packs condemned after it loaded the index; the sweep keeps them);
+    /// returns the sum of their stored lengths.
     async fn check_refs(&self, repo_id: &str, refs: &[String]) -> Result<u64> {
-        let found = self.usable_blobs(repo_id, refs).await?;
+        let found = self.stored_blobs(repo_id, refs).await?;
         let missing: Vec<&String> = refs.iter().filter(|r| !found.contains_key(*r)).collect();
         if !missing.is_empty() {
             let first: Vec<String> = missing

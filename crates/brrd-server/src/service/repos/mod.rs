@@ -4,8 +4,11 @@
 
 pub mod checks;
 pub mod files;
+pub mod gc;
+pub mod maint;
 mod record;
 pub mod reindex;
+pub mod retention;
 pub mod rules;
 pub mod store;
 pub mod transfer;
