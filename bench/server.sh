@@ -173,9 +173,10 @@ stop_brrd() {
 trap stop_brrd EXIT
 
 log "starting brrd on 127.0.0.1 (TLS, self-signed) with data in $DATA"
+: >"$BRRD_LOG" # exists before the background job opens it, so the polling below can read it
 env -u BRRD_CONFIG BRRD_OPEN_REGISTRATION=true RUST_LOG=warn \
     "$BIN/brrd" --data "$DATA" serve --listen 127.0.0.1:0 --ops-listen 127.0.0.1:0 \
-    </dev/null >"$LOGS/brrd.stdout" 2>"$BRRD_LOG" &
+    </dev/null >"$LOGS/brrd.stdout" 2>>"$BRRD_LOG" &
 BRRD_PID=$!
 addr=""
 for _ in $(seq 1 600); do
@@ -212,7 +213,7 @@ json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[
 
 log "registering a company (PIN from $DATA/outbox)"
 TOKEN=""
-api POST /api/v1/auth/register "{\"email\":\"$EMAIL\",\"password\":\"$ACCOUNT_PASSWORD\",\"display_name\":\"Bench admin\",\"company_name\":\"Bench Co\",\"site\":\"BENCH\"}" >/dev/null
+api POST /api/v1/auth/register "{\"email\":\"$EMAIL\",\"password\":\"$ACCOUNT_PASSWORD\",\"display_name\":\"Bench admin\",\"company_name\":\"Bench Co\",\"site\":\"SG-DRT\"}" >/dev/null
 pin=""
 for _ in $(seq 1 100); do
     pin=$(grep -l "To: $EMAIL" "$DATA"/outbox/* 2>/dev/null | sort | tail -n1 | xargs -r sed -n 's/.*PIN: \([0-9]\{6\}\).*/\1/p' | head -n1)
