@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod common;
 mod journey;
+mod maintenance;
 mod repos;
 mod store_rules;
 mod transport;
