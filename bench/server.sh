@@ -62,6 +62,7 @@ done
 
 mkdir -p "$WORK" "$RESULTS"
 WORK=$(cd "$WORK" && pwd)
+RESULTS=$(cd "$RESULTS" && pwd)
 BIN=$WORK/bin
 LOGS=$WORK/logs
 mkdir -p "$BIN"
