@@ -17,3 +17,5 @@ mod harness;
 mod flows;
 #[path = "server/kill.rs"]
 mod kill;
+#[path = "server/maintenance.rs"]
+mod maintenance;
