@@ -326,23 +326,13 @@ impl Client {
         })
     }
 
-    /// Classifies a reqwest failure: TLS, or unreachable (connect, timeout, reset).
+    /// Classifies a reqwest failure: a refused certificate is [`ClientError::Tls`] (retrying will not
+    /// help); everything else — refused or reset connections, timeouts, a peer that closed the
+    /// connection mid-answer (even without a TLS close_notify, as a killed server does) — is
+    /// [`ClientError::Unreachable`] and retried.
     fn transport_error(&self, e: &reqwest::Error) -> ClientError {
         let detail = crate::one_line_error(e);
-        let server = self.base.to_string();
-        let lower = detail.to_ascii_lowercase();
-        let tls_words = [
-            "certificate",
-            "tls",
-            "handshake",
-            "unknownissuer",
-            "notvalidforname",
-        ];
-        if tls_words.iter().any(|w| lower.contains(w)) {
-            ClientError::Tls { server, detail }
-        } else {
-            ClientError::Unreachable { server, detail }
-        }
+        classify_transport(self.base.as_str(), detail)
     }
 
     /// Refreshes the session unless another thread already did since `seen_generation`, and saves the
@@ -454,4 +444,51 @@ impl Client {
 pub(crate) struct TokenPair {
     pub(crate) access: String,
     pub(crate) refresh: String,
+}
+
+/// [`ClientError::Tls`] when the message says the server's certificate was refused, else
+/// [`ClientError::Unreachable`].
+fn classify_transport(server: &str, detail: String) -> ClientError {
+    let lower = detail.to_ascii_lowercase();
+    let certificate_words = [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "unknown ca",
+        "bad certificate",
+    ];
+    let server = server.to_owned();
+    if certificate_words.iter().any(|w| lower.contains(w)) {
+        ClientError::Tls { server, detail }
+    } else {
+        ClientError::Unreachable { server, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_connection_is_retried_a_refused_certificate_is_not() {
+        let s = "https://h";
+        for retried in [
+            "error sending request: client error (SendRequest): connection error: peer closed connection without sending TLS close_notify",
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+            "error sending request: connection error: Connection reset by peer (os error 104)",
+            "operation timed out",
+        ] {
+            let e = classify_transport(s, retried.into());
+            assert!(e.is_retryable(), "{retried}");
+            assert_eq!(e.code(), "BRR-N014");
+        }
+        for refused in [
+            "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
+            "invalid peer certificate: NotValidForName",
+        ] {
+            let e = classify_transport(s, refused.into());
+            assert!(!e.is_retryable(), "{refused}");
+            assert_eq!(e.code(), "BRR-N015");
+        }
+    }
 }

@@ -81,6 +81,10 @@ impl Brrd {
         cmd.arg(format!("127.0.0.1:{}", self.port))
             .args(["--ops-listen", "127.0.0.1:0"])
             .env("BRRD_OPEN_REGISTRATION", "true")
+            // No scheduled maintenance: its first garbage collection of a new repository would
+            // condemn the packs of an interrupted backup that no snapshot references yet, and the
+            // tests watch what the client reuses.
+            .env("BRRD_MAINTENANCE__ENABLED", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

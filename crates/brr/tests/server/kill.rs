@@ -91,3 +91,39 @@ fn brrd_killed_mid_upload_then_backup_resumes() {
     crate::common::run(&mut c).expect_code(0);
     assert_same_tree(&src, &restored(&target, &src), Compare::CONTENT);
 }
+
+/// A restart of `brrd` shorter than the client's retry window (0.5 s doubling to 8 s, 15.5 s in all)
+/// does not even fail the running backup.
+#[test]
+fn backup_rides_out_a_quick_brrd_restart() {
+    let tmp = scratch();
+    let mut brrd = Brrd::start(&tmp.path().join("brrd"));
+    let alpha = brrd.company("admin@alpha.example", "Alpha");
+    let admin = Machine::new(&brrd, &tmp.path().join("admin"), "big");
+    admin.login(&alpha.admin_email);
+    admin.init().expect_code(0);
+    let src = tmp.path().join("src");
+    for i in 0..6u64 {
+        write_random(&src.join(format!("file{i:02}")), 8 * MIB, 700 + i);
+    }
+    let mut c = admin.cmd(["--json", "backup"]);
+    c.arg(&src).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while stored_packs(&brrd) < 10 {
+        assert!(Instant::now() < deadline, "no 10 packs after 10 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    brrd.restart();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("retrying"), "no retry was needed: {stderr}");
+    let check = admin.run(["check", "--read-data"]).expect_code(0);
+    assert!(check.stdout.contains(": 0 errors"), "{check}");
+    let target = tmp.path().join("restore");
+    let mut c = admin.cmd(["restore", "latest", "--target"]);
+    c.arg(&target);
+    crate::common::run(&mut c).expect_code(0);
+    assert_same_tree(&src, &restored(&target, &src), Compare::CONTENT);
+}
