@@ -32,7 +32,11 @@
 # command the harness runs `sync`, outside the timing, so that no command starts with the dirty
 # pages of an earlier one (a restore's gigabyte, a backup's packs) still waiting for write-back:
 # without it the second and third restore of every tool were slowed by the first one's write-back.
-# Each restored tree is also deleted right after its check.
+# Restored trees are kept until the restore stage ends (about 1 GB each, BENCH_RUNS per tool) and
+# deleted together afterwards: on ext4 without a journal (this machine) the inode allocator skips
+# inodes freed in the last 30 s (dirty_expire_centisecs) and reads their inode table blocks to
+# find that out, so a restore that follows the deletion of a 23,000-file tree spent seconds of
+# system time in mkdir/open -- a cost of the previous tool's cleanup, not of the restorer.
 #
 # Output: a Markdown report on stdout and in bench/results/<date>-<host>.md, and the same data as
 # JSON in bench/results/<date>-<host>.json. Raw measurements stay in bench/work/.
@@ -345,15 +349,17 @@ done
 # ---------------------------------------------------------------- stage 4: full restore
 for ((r = 1; r <= RUNS; r++)); do
     for tool in $(order_for_run "$r"); do
-        target=$RESTORES/$tool
+        # A new directory per restore, all kept until the stage ends (see the header: deleting a
+        # restored tree would slow the next restore's inode allocation, whichever tool it is).
+        target=$RESTORES/$tool-$r
         rm -rf "$target"
         mkdir -p "$target"
         cmd_restore "$tool" "$(repo_of "$tool" 1)" "$target" b3
         measure "$tool" restore "$r" "$target" -- "${CMD[@]}"
         verify_restore "$tool" "$r" "$target"
-        rm -rf "$target"
     done
 done
+rm -rf "${RESTORES:?}"/*
 
 # ---------------------------------------------------------------- stage 5: check, full data read
 for ((r = 1; r <= CHECK_RUNS; r++)); do
