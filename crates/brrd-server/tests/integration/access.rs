@@ -107,6 +107,13 @@ fn probes() -> HashMap<(&'static str, &'static str), Option<Value>> {
             Some(json!({"name": "evil"})),
         ),
         (("POST", "/api/v1/repos/{repo}/verify"), None),
+        (("GET", "/api/v1/repos/{repo}/retention"), None),
+        (
+            ("PUT", "/api/v1/repos/{repo}/retention"),
+            Some(json!({"keep_last": 1})),
+        ),
+        (("DELETE", "/api/v1/repos/{repo}/retention"), None),
+        (("POST", "/api/v1/repos/{repo}/gc"), None),
         (("GET", "/api/v1/agents"), None),
         (("DELETE", "/api/v1/agents/{agent_id}"), None),
         (("GET", "/api/v1/companies/{company_id}/quota"), None),
@@ -479,10 +486,9 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
         }
         // Repository files are for the company alone: provider staff (who may read repository
         // metadata) and a bare API key get 403 on every file route, without reading any body.
-        for e in list
-            .iter()
-            .filter(|e| e.path.starts_with("/api/v1/repos/{repo}/") && !e.path.ends_with("/verify"))
-        {
+        for e in list.iter().filter(|e| {
+            e.path.starts_with("/api/v1/repos/{repo}/files/") || e.path.ends_with("/blobs/lookup")
+        }) {
             let method = Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
             let body = probes[&(e.method.as_str(), e.path)].clone();
             for c in callers
