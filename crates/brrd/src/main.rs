@@ -115,6 +115,9 @@ enum RepoCmd {
     },
     /// Collect garbage in repositories without the key (two-phase, safe against running backups;
     /// packs are deleted once no session that could use them runs). Prints one JSON report per line.
+    /// Run it while `brrd serve` is stopped: the exclusion between GC sweeps and snapshot uploads is
+    /// held inside one process (a running server collects on its schedule and on
+    /// `POST /repos/{repo}/gc`).
     Gc {
         /// The repository id.
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]

@@ -454,6 +454,18 @@ async fn gc_with_a_concurrent_session_loses_nothing_and_stale_sessions_do_not_bl
                 second["stored_bytes_after"].as_u64() < second["stored_bytes_before"].as_u64(),
                 "{second}"
             );
+            // The second backup's data is gone, and the store knows it: its snapshot is refused.
+            let (s, e) = t
+                .put_file(
+                    &who.agent,
+                    &who.repo,
+                    FileKind::Snapshot,
+                    &snaps[1].id,
+                    &snaps[1].bytes,
+                )
+                .await;
+            assert_eq!(s, StatusCode::CONFLICT, "{e}");
+            assert!(e.starts_with("missing_blobs "), "{e}");
             // The database follows the store: usage equals what the store holds.
             let (_, r) = t
                 .get(&format!("/api/v1/repos/{}", who.repo), &who.agent)

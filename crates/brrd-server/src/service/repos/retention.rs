@@ -8,7 +8,7 @@
 //! (`repo_retention_marks`) and deleted by a later run once `delete_delay_secs` has passed since the
 //! mark, if the policy still selects it then; a mark the policy no longer selects is dropped.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use brr_api::maintenance::{RetentionPolicies, RetentionPolicy, RetentionReport};
@@ -450,20 +450,6 @@ impl Service {
         };
         self.audit.append(self.now(), ev).await?;
         Ok(())
-    }
-
-    /// Sources of the repository's snapshots with their counts (from the database record).
-    pub async fn snapshot_sources(&self, repo_id: &str) -> Result<BTreeMap<String, u64>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT source, COUNT(*) FROM repo_snapshots WHERE repo_id = $1 GROUP BY source",
-        )
-        .bind(repo_id)
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
-            .collect())
     }
 }
 
