@@ -32,11 +32,12 @@
 # command the harness runs `sync`, outside the timing, so that no command starts with the dirty
 # pages of an earlier one (a restore's gigabyte, a backup's packs) still waiting for write-back:
 # without it the second and third restore of every tool were slowed by the first one's write-back.
-# Restored trees are kept until the restore stage ends (about 1 GB each, BENCH_RUNS per tool) and
-# deleted together afterwards: on ext4 without a journal (this machine) the inode allocator skips
-# inodes freed in the last 30 s (dirty_expire_centisecs) and reads their inode table blocks to
-# find that out, so a restore that follows the deletion of a 23,000-file tree spent seconds of
-# system time in mkdir/open -- a cost of the previous tool's cleanup, not of the restorer.
+# Each restored tree is deleted after its check, and the next restore starts only when those inodes
+# are older than dirty_expire_centisecs (30 s here; the wait is not timed): on ext4 without a
+# journal (this machine) the inode allocator skips inodes freed within that interval and reads
+# their inode table blocks to find that out, so a restore that followed the deletion of a
+# 23,000-file tree spent seconds of system time in mkdir/open -- a cost of the previous tool's
+# cleanup, not of the restorer.
 #
 # Output: a Markdown report on stdout and in bench/results/<date>-<host>.md, and the same data as
 # JSON in bench/results/<date>-<host>.json. Raw measurements stay in bench/work/.
@@ -221,6 +222,20 @@ cmd_check() {
     esac
 }
 
+# Waits (not timed) until the inodes freed by the last deletion of a restored tree are older than
+# the kernel's dirty_expire interval: ext4 without a journal skips "recently deleted" inodes when
+# allocating and reads their inode table blocks to find them (see the header).
+LAST_DELETE=0
+settle_deleted_inodes() {
+    local expire left
+    expire=$(( $(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 100 + 1 ))
+    left=$(( LAST_DELETE + expire - $(date +%s) ))
+    if [ "$left" -gt 0 ]; then
+        log "waiting ${left}s for the inodes of the last deleted restore to age (not timed)"
+        sleep "$left"
+    fi
+}
+
 # Tool order for run R: rotated so that no tool always goes first (or last) on the warm cache.
 order_for_run() {
     local r=$1 arr
@@ -349,17 +364,17 @@ done
 # ---------------------------------------------------------------- stage 4: full restore
 for ((r = 1; r <= RUNS; r++)); do
     for tool in $(order_for_run "$r"); do
-        # A new directory per restore, all kept until the stage ends (see the header: deleting a
-        # restored tree would slow the next restore's inode allocation, whichever tool it is).
-        target=$RESTORES/$tool-$r
+        target=$RESTORES/$tool
         rm -rf "$target"
         mkdir -p "$target"
+        settle_deleted_inodes
         cmd_restore "$tool" "$(repo_of "$tool" 1)" "$target" b3
         measure "$tool" restore "$r" "$target" -- "${CMD[@]}"
         verify_restore "$tool" "$r" "$target"
+        rm -rf "$target"
+        LAST_DELETE=$(date +%s)
     done
 done
-rm -rf "${RESTORES:?}"/*
 
 # ---------------------------------------------------------------- stage 5: check, full data read
 for ((r = 1; r <= CHECK_RUNS; r++)); do
