@@ -261,7 +261,6 @@ cmd_of() {
     if [ "$side" = local ]; then
         machine_env local
         repo_args=(--repo "$(local_repo "$run")")
-        [ "$op" = init ] || true
     else
         # The admin creates the repository (agents cannot); agent 1 backs up and restores.
         if [ "$op" = init ]; then machine_env admin; else machine_env agent1; fi
