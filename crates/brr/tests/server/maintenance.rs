@@ -22,7 +22,7 @@ fn backup(m: &Machine, src: &Path) -> Value {
 #[test]
 fn retention_after_backups_then_gc_and_restore() {
     let tmp = scratch();
-    let brrd = Brrd::start(&tmp.path().join("brrd"));
+    let mut brrd = Brrd::start(&tmp.path().join("brrd"));
     let alpha = brrd.company("admin@alpha.example", "Alpha");
     let admin = Machine::new(&brrd, &tmp.path().join("admin"), "servers");
     admin.login(&alpha.admin_email);
@@ -107,4 +107,13 @@ fn retention_after_backups_then_gc_and_restore() {
         ..Compare::ALL
     };
     assert!(assert_same_tree(&src, &restored(&target, &src), cmp) >= 2);
+
+    // The operator's command on the stopped server: nothing left to reclaim, one report per
+    // repository.
+    brrd.kill();
+    let out = brrd.command(["repo", "gc", "--all"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(num(&line["report"], "bytes_freed"), 0, "{line:#}");
+    assert!(line["repo_id"].is_string(), "{line:#}");
 }

@@ -500,6 +500,13 @@ async fn gc_with_a_concurrent_session_loses_nothing_and_stale_sessions_do_not_bl
             assert!(report.is_ok(), "{:?}", report.errors);
         }
         assert_eq!(audit_count(&t, "repo.gc", "success").await, 4);
+        let (asked,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'repo.gc_request' AND actor LIKE 'user:%'",
+        )
+        .fetch_one(&svc.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(asked, 4, "who asked for each collection is audited");
         let metrics = t
             .client
             .get(format!("http://{}/metrics", t.running.ops_addr))

@@ -46,6 +46,16 @@ impl Service {
             self.audit_refusal(ctx, &row, "repo.gc", &e).await?;
             return Err(e);
         }
+        // Who asked, then (as `system`) what the collection did.
+        self.record(
+            ctx,
+            Some(&row.company_id),
+            "repo.gc_request",
+            &format!("repo:{}", row.id),
+            "success",
+            "",
+        )
+        .await?;
         self.collect_garbage(&row).await
     }
 
