@@ -325,3 +325,40 @@ impl Backend for RecordedBackend {
         self.inner.remove(kind, name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exclusions_are_per_repository_and_background_runs_are_awaited() {
+        let m = Maintenance::default();
+        let a = m.sweep_exclusion("a").await;
+        // Another repository is not excluded; the same one is.
+        let b = lock_of(&m.sweeps, "b").try_lock_owned();
+        assert!(b.is_ok());
+        assert!(lock_of(&m.sweeps, "a").try_lock_owned().is_err());
+        drop(a);
+        assert!(lock_of(&m.sweeps, "a").try_lock_owned().is_ok());
+        // Jobs and sweeps are separate exclusions.
+        let _job = m.job("a").await;
+        assert!(lock_of(&m.sweeps, "a").try_lock_owned().is_ok());
+
+        let run = m.start_background();
+        let waiter = tokio::spawn(async move {
+            drop(run);
+        });
+        waiter.await.unwrap();
+        m.background_idle().await;
+    }
+
+    #[test]
+    fn metrics_are_counters_in_the_text_format() {
+        let m = Maintenance::default();
+        Maintenance::add(&m.counters.gc_reclaimed_bytes, 42);
+        let text = m.render_metrics();
+        assert!(text.contains("# TYPE brrd_repo_gc_reclaimed_bytes_total counter\n"));
+        assert!(text.contains("\nbrrd_repo_gc_reclaimed_bytes_total 42\n"));
+        assert!(text.contains("\nbrrd_repo_maintenance_failures_total 0\n"));
+    }
+}
