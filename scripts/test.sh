@@ -14,6 +14,9 @@ if [ -z "${BRR_TEST_NO_SERVICES:-}" ]; then
   eval "$(bash .ci/postgres.sh)"
   eval "$(bash .ci/s3.sh)"
   export BRR_REQUIRE_S3=1
+  # brrd reads S3 credentials from the environment: the in-process brrd tests use the test server's.
+  export AWS_ACCESS_KEY_ID="$BRR_TEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$BRR_TEST_S3_SECRET_KEY"
+  export AWS_REGION="$BRR_TEST_S3_REGION"
 fi
 
 # Debug builds of dependencies are optimised (see Cargo.toml); tests build once and run in parallel.

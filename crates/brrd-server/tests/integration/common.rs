@@ -36,6 +36,87 @@ pub fn backends() -> Vec<Backend> {
     v
 }
 
+/// Where a test server keeps its repositories.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// `<data_dir>/repos`, the default.
+    Folder,
+    /// A fresh key prefix per server in the bucket of this `s3:` location (`.ci/s3.sh`).
+    S3(String),
+}
+
+/// A database crossed with a repository store.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub db: Backend,
+    pub store: Store,
+}
+
+impl From<&Backend> for Setup {
+    fn from(db: &Backend) -> Self {
+        Setup {
+            db: db.clone(),
+            store: Store::Folder,
+        }
+    }
+}
+
+impl From<&Setup> for Setup {
+    fn from(s: &Setup) -> Self {
+        s.clone()
+    }
+}
+
+/// The `s3:` bucket location of the test S3 server, when `BRR_TEST_S3_ENDPOINT` is set. brrd reads S3
+/// credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION`, which must then be
+/// the test server's (`scripts/test.sh` exports them). Without a server the S3 runs are skipped with a
+/// notice, unless `BRR_REQUIRE_S3` or `CI` is set.
+pub fn s3_store() -> Option<Store> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let required = var("BRR_REQUIRE_S3").is_some() || std::env::var_os("CI").is_some();
+    let Some(endpoint) = var("BRR_TEST_S3_ENDPOINT") else {
+        assert!(
+            !required,
+            "BRR_REQUIRE_S3 or CI is set but BRR_TEST_S3_ENDPOINT is not: run `eval \"$(bash .ci/s3.sh)\"` first"
+        );
+        eprintln!("notice: BRR_TEST_S3_ENDPOINT unset, skipping the S3 store runs");
+        return None;
+    };
+    let bucket = var("BRR_TEST_S3_BUCKET")
+        .expect("BRR_TEST_S3_ENDPOINT is set but BRR_TEST_S3_BUCKET is not");
+    let key = var("BRR_TEST_S3_ACCESS_KEY");
+    if key.is_none()
+        || var("AWS_ACCESS_KEY_ID") != key
+        || var("AWS_SECRET_ACCESS_KEY") != var("BRR_TEST_S3_SECRET_KEY")
+    {
+        let msg = "the S3 store runs need AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION set to BRR_TEST_S3_ACCESS_KEY, BRR_TEST_S3_SECRET_KEY and BRR_TEST_S3_REGION (scripts/test.sh exports them)";
+        assert!(!required, "{msg}");
+        eprintln!("notice: {msg}; skipping the S3 store runs");
+        return None;
+    }
+    Some(Store::S3(format!(
+        "s3:{}/{bucket}",
+        endpoint.trim_end_matches('/')
+    )))
+}
+
+/// Every database crossed with every store: SQLite and (when configured) PostgreSQL, each on a folder
+/// store and (when configured) on S3.
+pub fn store_setups() -> Vec<Setup> {
+    let dbs = backends();
+    let mut stores = vec![Store::Folder];
+    stores.extend(s3_store());
+    stores
+        .iter()
+        .flat_map(|store| {
+            dbs.iter().map(|db| Setup {
+                db: db.clone(),
+                store: store.clone(),
+            })
+        })
+        .collect()
+}
+
 /// A fresh database on the PostgreSQL server of `base_url`.
 async fn fresh_postgres(base_url: &str) -> String {
     use sqlx::Connection;
@@ -60,7 +141,19 @@ pub struct TestServer {
     pub _data: tempfile::TempDir,
 }
 
-pub async fn start_server(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+/// A server on `setup` (a [`Backend`] with a folder store, or a [`Setup`]); `tweak` adjusts its config.
+pub async fn start_server(setup: impl Into<Setup>, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let setup: Setup = setup.into();
+    let db = match setup.db {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres(_) => "PostgreSQL",
+    };
+    let store = match setup.store {
+        Store::Folder => "folder",
+        Store::S3(_) => "S3",
+    };
+    eprintln!("test server: {db} database, {store} store");
+    let backend = &setup.db;
     let data = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: data.path().to_path_buf(),
@@ -72,6 +165,12 @@ pub async fn start_server(backend: &Backend, tweak: impl FnOnce(&mut Config)) ->
     };
     if let Backend::Postgres(url) = backend {
         config.database = Some(fresh_postgres(url).await);
+    }
+    if let Store::S3(bucket) = &setup.store {
+        config.store.url = Some(format!(
+            "{bucket}/brrd-test/{}",
+            uuid::Uuid::new_v4().simple()
+        ));
     }
     tweak(&mut config);
     let database_url = config.database_url();

@@ -15,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::access::{enroll, lock_json};
-use crate::common::{TestServer, backends, start_server};
+use crate::common::{TestServer, start_server, store_setups};
 
 const PASSWORD: &[u8] = b"repository password";
 
@@ -242,7 +242,7 @@ async fn engine_repository_round_trip_and_refusals() {
     assert_eq!(snapshots.len(), 1);
     assert!(files[&FileKind::Lock].is_empty());
     let (snap_name, snap_bytes) = &snapshots[0];
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |c| c.store.max_upload_bytes = 4 << 20).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
 

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::access::{enroll, lock_json};
-use crate::common::{TestServer, backends, start_server};
+use crate::common::{Backend, TestServer, start_server, store_setups};
 use crate::repos::{engine_repo, local_files, tenant, upload_all};
 
 async fn provider_admin(t: &TestServer) -> String {
@@ -19,7 +19,7 @@ async fn provider_admin(t: &TestServer) -> String {
 
 #[tokio::test]
 async fn agents_enrol_with_a_key_and_are_revoked() {
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |_| {}).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
         let (s, k) = t
@@ -163,7 +163,7 @@ async fn quotas_refuse_before_anything_is_stored() {
     let files = local_files(&engine_repo(dir.path()));
     let packs = &files[&FileKind::Pack];
     let (snap, snap_bytes) = &files[&FileKind::Snapshot][0];
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |_| {}).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
         let pa = provider_admin(&t).await;
@@ -295,7 +295,7 @@ async fn append_only_refuses_deletions_until_the_delay_has_passed() {
     let files = local_files(&engine_repo(dir.path()));
     let (snap, snap_bytes) = &files[&FileKind::Snapshot][0];
     let (index, index_bytes) = &files[&FileKind::Index][0];
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |_| {}).await;
         let a = tenant(
             &t,
@@ -437,7 +437,7 @@ async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
         .unwrap();
     let trailer = brr_core::pack::parse_pack_tail(pack_bytes, pack_bytes.len() as u64).unwrap();
     let blob = trailer.entries[0].id.to_hex();
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |_| {}).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
         upload_all(&t, &a, &files, 0).await;
@@ -567,18 +567,23 @@ async fn gc_records_hide_condemned_packs_and_reindex_rebuilds_the_record() {
 async fn uploads_beyond_the_limit_wait_their_turn() {
     let dir = tempfile::tempdir().unwrap();
     let files = local_files(&engine_repo(dir.path()));
-    let backend = backends().remove(0);
-    let t = start_server(&backend, |c| c.store.max_concurrent_uploads = 1).await;
-    let a = tenant(&t, "a", json!({"name": "main"})).await;
-    let uploads = files[&FileKind::Pack]
-        .iter()
-        .map(|(name, bytes)| t.put_file(&a.agent, &a.repo, FileKind::Pack, name, bytes));
-    for (s, e) in futures_util::future::join_all(uploads).await {
-        assert_eq!(s, StatusCode::CREATED, "{e}");
+    // SQLite on each store.
+    for backend in store_setups()
+        .into_iter()
+        .filter(|s| matches!(s.db, Backend::Sqlite))
+    {
+        let t = start_server(&backend, |c| c.store.max_concurrent_uploads = 1).await;
+        let a = tenant(&t, "a", json!({"name": "main"})).await;
+        let uploads = files[&FileKind::Pack]
+            .iter()
+            .map(|(name, bytes)| t.put_file(&a.agent, &a.repo, FileKind::Pack, name, bytes));
+        for (s, e) in futures_util::future::join_all(uploads).await {
+            assert_eq!(s, StatusCode::CREATED, "{e}");
+        }
+        let (_, r) = t.get(&format!("/api/v1/repos/{}", a.repo), &a.agent).await;
+        assert_eq!(r["usage"]["packs"], files[&FileKind::Pack].len());
+        t.running.shutdown().await;
     }
-    let (_, r) = t.get(&format!("/api/v1/repos/{}", a.repo), &a.agent).await;
-    assert_eq!(r["usage"]["packs"], files[&FileKind::Pack].len());
-    t.running.shutdown().await;
 }
 
 #[tokio::test]
@@ -586,7 +591,7 @@ async fn a_pack_stored_but_not_recorded_is_adopted_by_the_index_describing_it() 
     let dir = tempfile::tempdir().unwrap();
     let files = local_files(&engine_repo(dir.path()));
     let (snap, snap_bytes) = &files[&FileKind::Snapshot][0];
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, |_| {}).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
         // Keys, config and packs, but no index yet (as a backup killed before its index).
