@@ -23,7 +23,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::access::lock_json;
-use crate::common::{TestServer, backends, start_server};
+use crate::common::{TestServer, start_server, store_setups};
 use crate::repos::{Tenant, local_files, tenant, upload_all};
 
 const PASSWORD: &[u8] = b"repository password";
@@ -196,7 +196,7 @@ async fn retention_after_upload_keeps_what_the_policy_says_per_source() {
     ];
     let (local, snaps) = build(dir.path(), &plan);
     let h2 = snaps[1].source.clone();
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, no_scheduler).await;
         let a = tenant(&t, "a", json!({"name": "main"})).await;
         let b = tenant(&t, "b", json!({"name": "main"})).await;
@@ -297,7 +297,7 @@ async fn append_only_retention_marks_and_deletes_after_the_delay() {
     let dir = tempfile::tempdir().unwrap();
     let plan = [("h1", day(1, 10)), ("h1", day(2, 10)), ("h1", day(3, 10))];
     let (local, snaps) = build(dir.path(), &plan);
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, no_scheduler).await;
         let a = tenant(
             &t,
@@ -381,7 +381,7 @@ async fn gc_with_a_concurrent_session_loses_nothing_and_stale_sessions_do_not_bl
     let dir = tempfile::tempdir().unwrap();
     let plan = [("h1", day(1, 10)), ("h1", day(2, 10)), ("h1", day(3, 10))];
     let (local, snaps) = build(dir.path(), &plan);
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, no_scheduler).await;
         let svc = t.running.service.clone();
         let session = "0123456789abcdef0123456789abcdef";
@@ -531,7 +531,7 @@ async fn gc_with_a_concurrent_session_loses_nothing_and_stale_sessions_do_not_bl
 async fn a_failing_job_is_counted_audited_and_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (local, snaps) = build(dir.path(), &[("h1", day(1, 10))]);
-    for backend in backends() {
+    for backend in store_setups() {
         let t = start_server(&backend, no_scheduler).await;
         let svc = t.running.service.clone();
         let a = tenant(&t, "a", json!({"name": "main"})).await;
