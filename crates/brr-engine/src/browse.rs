@@ -1,4 +1,6 @@
-//! Browsing snapshots: walking trees (`brr ls`) and comparing two snapshots (`brr diff`).
+//! Browsing snapshots: walking trees (`brr ls`) and comparing two snapshots (`brr diff`). Trees are
+//! read through a [`TreeLoader`], whole tree packs at a time, so a remote repository is not asked once
+//! per directory.
 
 use brr_core::id::BlobId;
 use brr_core::tree::{Node, NodeKind, Tree};
@@ -7,6 +9,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 use crate::index::Index;
 use crate::repo::Repository;
+use crate::treecache::TreeLoader;
 
 /// Splits a snapshot path like `/home/me/docs` into components.
 pub fn split_path(path: &str) -> Vec<&str> {
@@ -76,22 +79,21 @@ pub fn walk(
             }
         }
     };
-    walk_tree(repo, index, &tree_id, &prefix, f)
+    walk_tree(&TreeLoader::new(repo, index), &tree_id, &prefix, f)
 }
 
 fn walk_tree(
-    repo: &Repository,
-    index: &Index,
+    trees: &TreeLoader,
     id: &BlobId,
     prefix: &str,
     f: &mut dyn FnMut(&str, &Node) -> Result<()>,
 ) -> Result<()> {
-    let tree = repo.load_tree(index, id)?;
+    let tree = trees.load(id)?;
     for node in &tree.nodes {
         let path = format!("{prefix}/{}", node.display_name());
         f(&path, node)?;
         if let NodeKind::Dir { subtree } = &node.kind {
-            walk_tree(repo, index, subtree, &path, f)?;
+            walk_tree(trees, subtree, &path, f)?;
         }
     }
     Ok(())
@@ -138,13 +140,14 @@ pub struct DiffEntry {
 /// Compares two trees; identical subtrees (same ID) are skipped without loading them.
 pub fn diff(repo: &Repository, index: &Index, a: &BlobId, b: &BlobId) -> Result<Vec<DiffEntry>> {
     let mut out = Vec::new();
-    diff_trees(repo, index, Some(a), Some(b), "", &mut out)?;
+    let trees = TreeLoader::new(repo, index);
+    diff_trees(&trees, Some(a), Some(b), "", &mut out)?;
     Ok(out)
 }
 
-fn load(repo: &Repository, index: &Index, id: Option<&BlobId>) -> Result<Tree> {
+fn load(trees: &TreeLoader, id: Option<&BlobId>) -> Result<Tree> {
     match id {
-        Some(id) => repo.load_tree(index, id),
+        Some(id) => trees.load(id),
         None => Ok(Tree::default()),
     }
 }
@@ -157,8 +160,7 @@ fn subtree(n: &Node) -> Option<&BlobId> {
 }
 
 fn diff_trees(
-    repo: &Repository,
-    index: &Index,
+    trees: &TreeLoader,
     a: Option<&BlobId>,
     b: Option<&BlobId>,
     prefix: &str,
@@ -167,7 +169,7 @@ fn diff_trees(
     if a.is_some() && a == b {
         return Ok(());
     }
-    let (ta, tb) = (load(repo, index, a)?, load(repo, index, b)?);
+    let (ta, tb) = (load(trees, a)?, load(trees, b)?);
     let (mut i, mut j) = (0, 0);
     while i < ta.nodes.len() || j < tb.nodes.len() {
         let ord = match (ta.nodes.get(i), tb.nodes.get(j)) {
@@ -184,7 +186,7 @@ fn diff_trees(
                     change: Change::Removed,
                 });
                 if let Some(s) = subtree(n) {
-                    diff_trees(repo, index, Some(s), None, &path, out)?;
+                    diff_trees(trees, Some(s), None, &path, out)?;
                 }
                 i += 1;
             }
@@ -196,7 +198,7 @@ fn diff_trees(
                     change: Change::Added,
                 });
                 if let Some(s) = subtree(n) {
-                    diff_trees(repo, index, None, Some(s), &path, out)?;
+                    diff_trees(trees, None, Some(s), &path, out)?;
                 }
                 j += 1;
             }
@@ -208,7 +210,7 @@ fn diff_trees(
                         path: path.clone(),
                         change: Change::TypeChanged,
                     });
-                    diff_trees(repo, index, subtree(x), subtree(y), &path, out)?;
+                    diff_trees(trees, subtree(x), subtree(y), &path, out)?;
                 } else if let (Some(sa), Some(sb)) = (subtree(x), subtree(y)) {
                     if metadata_differs(x, y) {
                         out.push(DiffEntry {
@@ -216,7 +218,7 @@ fn diff_trees(
                             change: Change::Metadata,
                         });
                     }
-                    diff_trees(repo, index, Some(sa), Some(sb), &path, out)?;
+                    diff_trees(trees, Some(sa), Some(sb), &path, out)?;
                 } else if content_differs(x, y) {
                     out.push(DiffEntry {
                         path,

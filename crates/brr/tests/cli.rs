@@ -15,10 +15,10 @@ mod corruption;
 mod errors;
 #[path = "cli/incremental.rs"]
 mod incremental;
-#[path = "cli/keys.rs"]
-mod keys;
 #[path = "cli/keyless.rs"]
 mod keyless;
+#[path = "cli/keys.rs"]
+mod keys;
 #[path = "cli/kill.rs"]
 mod kill;
 #[path = "cli/prune.rs"]

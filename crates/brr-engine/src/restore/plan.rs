@@ -16,6 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::index::Index;
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::treecache::TreeLoader;
 
 /// Compiled include patterns. A pattern with a `/` matches the whole path inside the snapshot (without
 /// the leading `/`, e.g. `home/me/docs/**`; `*` stays within one component), one without matches any
@@ -134,8 +135,9 @@ pub(super) struct Plan {
 }
 
 struct Walker<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
+    /// Whole tree packs read once: one request per pack instead of one per directory (a remote
+    /// repository would otherwise pay a round trip for every directory).
+    trees: TreeLoader<'a>,
     includes: &'a Includes,
     progress: &'a dyn Progress,
     entries: Vec<Entry>,
@@ -153,8 +155,7 @@ pub(super) fn build(
     progress: &dyn Progress,
 ) -> Result<Plan> {
     let mut w = Walker {
-        repo,
-        index,
+        trees: TreeLoader::new(repo, index),
         includes,
         progress,
         entries: Vec::new(),
@@ -175,7 +176,7 @@ pub(super) fn build(
     let mut tree_id = snapshot.meta.tree;
     let mut prefix = Vec::new();
     for (i, c) in comps.iter().enumerate() {
-        let tree = repo.load_tree(index, &tree_id)?;
+        let tree = w.trees.load(&tree_id)?;
         let node = tree
             .nodes
             .binary_search_by(|n| n.name.as_slice().cmp(c.as_bytes()))
@@ -242,7 +243,7 @@ impl Walker<'_> {
         inherited: bool,
         root: bool,
     ) -> Result<bool> {
-        let tree = match self.repo.load_tree(self.index, id) {
+        let tree = match self.trees.load(id) {
             Ok(t) => t,
             Err(e) if root => return Err(e),
             Err(e) => {
