@@ -361,19 +361,20 @@ impl Service {
             )
             .await?;
         }
-        let ids: Vec<SnapshotId> = delete
-            .iter()
-            .filter_map(|s| SnapshotId::from_hex(s).ok())
-            .collect();
-        if !ids.is_empty() {
+        // One at a time, each audited as soon as it is gone: a failure part-way leaves every
+        // deletion that happened audited.
+        for d in &delete {
+            let Ok(id) = SnapshotId::from_hex(d) else {
+                continue;
+            };
+            let v = view.clone();
             blocking(move || {
-                remove_snapshots(&view, &ids)
+                remove_snapshots(&v, &[id])
                     .map(|_| ())
                     .map_err(|e| Error::Storage(e.to_string()))
             })
             .await?;
-        }
-        for d in &delete {
+            Maintenance::add(&self.maintenance.counters.retention_deletions, 1);
             self.audit_system(
                 row,
                 "repo.retention_delete",
@@ -384,10 +385,6 @@ impl Service {
             .await?;
         }
         Maintenance::add(&self.maintenance.counters.retention_runs, 1);
-        Maintenance::add(
-            &self.maintenance.counters.retention_deletions,
-            delete.len() as u64,
-        );
         Maintenance::add(
             &self.maintenance.counters.retention_marks,
             mark.len() as u64,
