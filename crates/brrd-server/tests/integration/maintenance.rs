@@ -236,6 +236,19 @@ async fn retention_after_upload_keeps_what_the_policy_says_per_source() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "company B cannot trigger A's GC");
         let (s, _) = t
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/repos/{}/retention", a.repo),
+                Some(&b.admin),
+                None,
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "company B cannot remove A's retention"
+        );
+        let (s, _) = t
             .post(
                 &format!("/api/v1/repos/{}/gc", a.repo),
                 Some(&a.agent),
