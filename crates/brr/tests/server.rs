@@ -19,3 +19,5 @@ mod flows;
 mod kill;
 #[path = "server/maintenance.rs"]
 mod maintenance;
+#[path = "server/s3.rs"]
+mod s3;

@@ -17,8 +17,20 @@ use crate::common::{CHEAP_KDF, Run, brr, run};
 /// The password of every account.
 pub const ACCOUNT_PASSWORD: &str = "Corr3ct-Horse-Battery";
 
+/// Extra settings of a [`Brrd`]: its database, its store and their environment (empty: SQLite and a
+/// folder store in the data folder).
+#[derive(Debug, Clone, Default)]
+pub struct BrrdOptions {
+    /// Global arguments of every `brrd` command, e.g. `["--database", "postgres://…"]`.
+    pub args: Vec<String>,
+    /// Extra environment, e.g. `BRRD_STORE__URL` and the `AWS_*` credentials of an S3 store.
+    pub env: Vec<(String, String)>,
+}
+
 /// A running `brrd` on its own data folder.
 pub struct Brrd {
+    /// Database, store and environment beyond the defaults.
+    pub options: BrrdOptions,
     /// Data folder (database, keys, certificate, outbox, repositories).
     pub data: PathBuf,
     /// `https://localhost:PORT`.
@@ -45,7 +57,13 @@ fn brrd_binary() -> PathBuf {
 impl Brrd {
     /// Starts `brrd serve` on a free port with open registration.
     pub fn start(data: &Path) -> Brrd {
+        Brrd::start_with(data, BrrdOptions::default())
+    }
+
+    /// Starts `brrd serve` like [`Brrd::start`], with `options`.
+    pub fn start_with(data: &Path, options: BrrdOptions) -> Brrd {
         let mut b = Brrd {
+            options,
             data: data.to_path_buf(),
             url: String::new(),
             cert: data.join("tls/cert.pem"),
@@ -71,6 +89,8 @@ impl Brrd {
         }
         cmd.arg("--data")
             .arg(&self.data)
+            .args(&self.options.args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .args(args);
         cmd
