@@ -40,6 +40,15 @@ struct Snap {
 /// A repository with one backup per `(host, time)`, each adding 300 kB of new random data and
 /// dropping the previous backup's, so deleted snapshots leave packs nothing else references.
 fn build(dir: &Path, plan: &[(&str, DateTime<FixedOffset>)]) -> (Arc<LocalBackend>, Vec<Snap>) {
+    build_sharing(dir, plan, 0)
+}
+
+/// [`build`], with a file of `shared` random bytes that every backup holds unchanged.
+fn build_sharing(
+    dir: &Path,
+    plan: &[(&str, DateTime<FixedOffset>)],
+    shared: usize,
+) -> (Arc<LocalBackend>, Vec<Snap>) {
     let backend = Arc::new(LocalBackend::new(dir.join("repo")));
     let opts = InitOptions {
         kdf: KdfParams {
@@ -52,6 +61,8 @@ fn build(dir: &Path, plan: &[(&str, DateTime<FixedOffset>)]) -> (Arc<LocalBacken
     };
     let repo = Arc::new(Repository::init(backend.clone(), PASSWORD, &opts).unwrap());
     let mut rng = rand::thread_rng();
+    let mut common = vec![0u8; shared];
+    rng.fill_bytes(&mut common);
     for (i, (host, time)) in plan.iter().enumerate() {
         let src = dir.join(format!("src-{host}"));
         if src.exists() {
@@ -61,6 +72,9 @@ fn build(dir: &Path, plan: &[(&str, DateTime<FixedOffset>)]) -> (Arc<LocalBacken
         let mut data = vec![0u8; 300_000];
         rng.fill_bytes(&mut data);
         std::fs::write(src.join(format!("f{i}")), &data).unwrap();
+        if shared > 0 {
+            std::fs::write(src.join("shared"), &common).unwrap();
+        }
         let b = BackupOptions {
             paths: vec![src],
             hostname: Some(host.to_string()),
@@ -592,6 +606,75 @@ async fn a_failing_job_is_counted_audited_and_does_not_stop_the_others() {
         t.clock.advance_secs(8 * 24 * 3600);
         let pass = run_due(&svc, &AtomicBool::new(true)).await.unwrap();
         assert!(pass.ran.is_empty() && pass.failed.is_empty(), "{pass:?}");
+        t.running.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn gc_repacks_partly_used_packs_by_copying_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    // Both backups hold the same 200 kB; the first pack also holds the first backup's own 300 kB.
+    let (local, snaps) = build_sharing(
+        dir.path(),
+        &[("h1", day(1, 10)), ("h1", day(2, 10))],
+        200_000,
+    );
+    for backend in store_setups() {
+        let t = start_server(&backend, no_scheduler).await;
+        let a = tenant(&t, "a", json!({"name": "main"})).await;
+        let (s, v) = put_retention(&t, &a.admin, &a.repo, json!({"keep_last": 1})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        upload_in_order(&t, &a, &local, &snaps).await;
+        let (s, r) = t
+            .post(
+                &format!("/api/v1/repos/{}/gc", a.repo),
+                Some(&a.admin),
+                json!(null),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert!(r["packs_repacked"].as_u64().unwrap() >= 1, "{r}");
+        assert!(r["packs_written"].as_u64().unwrap() >= 1, "{r}");
+        assert!(r["bytes_freed"].as_u64().unwrap() > 250_000, "{r}");
+        // The repacked pack is recorded: its blobs answer look-ups, the usage matches the store.
+        let svc = &t.running.service;
+        let store = brr_storage::open_url_at(
+            &svc.config.store_url(),
+            &format!("{}/{}", a.company, a.repo),
+        )
+        .unwrap();
+        let packs = store.list(FileKind::Pack).unwrap();
+        let (_, u) = t.get(&format!("/api/v1/repos/{}", a.repo), &a.agent).await;
+        assert_eq!(u["usage"]["packs"], packs.len(), "{u}");
+        let refs: Vec<String> = parse_snapshot_public(&snaps[1].bytes)
+            .unwrap()
+            .refs
+            .iter()
+            .map(|b| b.to_hex())
+            .collect();
+        let (s, p) = t
+            .post(
+                &format!("/api/v1/repos/{}/blobs/lookup", a.repo),
+                Some(&a.agent),
+                json!({ "ids": refs }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert!(
+            p["present"].as_array().unwrap().iter().all(|b| b == true),
+            "{p}"
+        );
+        let repo = Repository::open(store, &Unlock::Password(PASSWORD)).unwrap();
+        let report = check(
+            &repo,
+            &CheckOptions {
+                read_data: true,
+                threads: Some(2),
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        assert!(report.is_ok(), "{:?}", report.errors);
         t.running.shutdown().await;
     }
 }
