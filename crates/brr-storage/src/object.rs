@@ -1,8 +1,9 @@
 //! [`OpendalBackend`]: object storage (S3-compatible, or memory for tests) through an `opendal::Operator`.
 //!
-//! The [`Backend`] trait is synchronous; this backend owns a small multi-threaded tokio runtime (two
-//! worker threads that drive network I/O), runs each operation as a task there and blocks the calling
-//! thread until it completes. Any number of std threads may call it at once. It must **not** be called
+//! The [`Backend`] trait is synchronous; every backend of the process shares one small multi-threaded
+//! tokio runtime (two worker threads that drive network I/O, started on first use, so a server with a
+//! backend per repository does not run two threads per repository), runs each operation as a task there
+//! and blocks the calling thread until it completes. Any number of std threads may call it at once. It must **not** be called
 //! from inside an async context (a tokio task): it would block that executor thread for the whole
 //! operation (it does not panic or deadlock, but it stalls every other task on that thread). Async
 //! callers wrap calls in `tokio::task::spawn_blocking`, which is fully supported.
@@ -11,6 +12,7 @@
 //! PUT: readers see the old object or the new one, never a part, and an interrupted upload leaves nothing.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use opendal::{ErrorKind, Operator};
@@ -75,8 +77,30 @@ pub struct OpendalBackend {
     op: Operator,
     location: String,
     timeout: Duration,
-    /// Always `Some` until dropped; taken in `Drop` to shut down without blocking.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The process-wide I/O runtime ([`io_runtime`]).
+    runtime: tokio::runtime::Handle,
+}
+
+/// The I/O runtime shared by every [`OpendalBackend`] of the process, started on first use and never
+/// stopped (its two idle workers cost nothing).
+fn io_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt.handle().clone());
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("brr-storage-io")
+        .enable_all()
+        .build()?;
+    if let Err(loser) = RUNTIME.set(built) {
+        // Another thread won the race; drop ours without blocking (we may be inside an async context).
+        loser.shutdown_background();
+    }
+    RUNTIME
+        .get()
+        .map(|rt| rt.handle().clone())
+        .ok_or_else(|| std::io::Error::other("the shared I/O runtime is missing"))
 }
 
 impl std::fmt::Debug for OpendalBackend {
@@ -85,15 +109,6 @@ impl std::fmt::Debug for OpendalBackend {
             .field("location", &self.location)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for OpendalBackend {
-    fn drop(&mut self) {
-        // A plain drop blocks until the workers stop and panics inside an async context.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -152,21 +167,16 @@ impl OpendalBackend {
 
     /// A backend over any `opendal` operator (whose root is the repository root), shown as `location`.
     pub fn from_operator(op: Operator, location: String) -> Result<Self, StorageError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("brr-storage-io")
-            .enable_all()
-            .build()
-            .map_err(|e| StorageError::Io {
-                op: "start the I/O runtime for",
-                path: location.clone(),
-                source: e,
-            })?;
+        let runtime = io_runtime().map_err(|e| StorageError::Io {
+            op: "start the I/O runtime for",
+            path: location.clone(),
+            source: e,
+        })?;
         Ok(OpendalBackend {
             op,
             location,
             timeout: DEFAULT_TIMEOUT,
-            runtime: Some(runtime),
+            runtime,
         })
     }
 
@@ -193,12 +203,7 @@ impl OpendalBackend {
         T: Send + 'static,
         F: Future<Output = opendal::Result<T>> + Send + 'static,
     {
-        let Some(runtime) = &self.runtime else {
-            return Err(StorageError::Backend {
-                op,
-                detail: "the backend is shutting down".to_owned(),
-            });
-        };
+        let runtime = &self.runtime;
         let timeout = self.timeout;
         let fut = make(self.op.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -473,6 +478,26 @@ mod tests {
             assert!(err.is_retryable(), "{endpoint}: {err:?}");
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    /// Threads of this process (Linux).
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    #[test]
+    fn backends_share_one_io_runtime() {
+        let first = OpendalBackend::memory().unwrap();
+        first.write(FileKind::Key, "k", b"x").unwrap();
+        let before = threads();
+        let many: Vec<_> = (0..64).map(|_| OpendalBackend::memory().unwrap()).collect();
+        for b in &many {
+            b.write(FileKind::Key, "k", b"y").unwrap();
+        }
+        // One runtime per backend would have started 128 more threads.
+        assert!(threads() < before + 32, "{before} -> {}", threads());
+        drop(many);
+        assert_eq!(first.read(FileKind::Key, "k").unwrap(), b"x");
     }
 
     #[test]
