@@ -87,6 +87,10 @@ pub enum Error {
     /// The repository store failed.
     #[error("store: {0}")]
     Storage(String),
+    /// The repository store did not answer or asked to slow down (an S3 outage, a timeout): worth
+    /// retrying. The detail is logged, never sent to clients.
+    #[error("the repository store is unavailable; retry later")]
+    StoreUnavailable(String),
     /// Configuration error (start-up only).
     #[error("configuration: {0}")]
     Config(String),
@@ -134,6 +138,7 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::Config(_) => "config",
             Error::BadPolicy(_) => "bad_policy",
+            Error::StoreUnavailable(_) => "store_unavailable",
             Error::Database(_)
             | Error::Migrate(_)
             | Error::Io(_)
@@ -163,10 +168,13 @@ impl Error {
         }
     }
 
-    /// Maps a store failure: a missing file is [`Error::NotFound`], anything else internal.
+    /// Maps a store failure: a missing file is [`Error::NotFound`], a retryable one (timeout, outage)
+    /// [`Error::StoreUnavailable`], anything else internal.
     pub fn storage(e: brr_storage::StorageError) -> Self {
         if e.is_not_found() {
             Error::NotFound
+        } else if e.is_retryable() {
+            Error::StoreUnavailable(e.to_string())
         } else {
             Error::Storage(e.to_string())
         }

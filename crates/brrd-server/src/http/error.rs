@@ -63,6 +63,10 @@ impl From<Error> for HttpError {
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::StoreUnavailable(detail) => {
+                tracing::warn!(error = %detail, "repository store unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Config(_)
             | Error::Database(_)
             | Error::Migrate(_)
@@ -72,6 +76,7 @@ impl From<Error> for HttpError {
         };
         let retry_after_secs = match &e {
             Error::Locked { minutes } | Error::Throttled { minutes } => Some(minutes * 60),
+            Error::StoreUnavailable(_) => Some(30),
             _ => None,
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -164,3 +169,40 @@ pub struct Query<T>(pub T);
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, HttpError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_a_retryable_503_without_its_detail() {
+        let e = Error::storage(brr_storage::StorageError::Unavailable {
+            op: "read",
+            detail: "no answer from s3:http://10.0.0.9:3900/bucket within 900s".into(),
+        });
+        assert!(matches!(e, Error::StoreUnavailable(_)), "{e:?}");
+        let h = HttpError::from(e);
+        assert_eq!(h.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(h.code(), "store_unavailable");
+        assert!(!h.message.contains("10.0.0.9"), "{}", h.message);
+        let resp = h.into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
+    }
+
+    #[test]
+    fn other_store_failures_stay_internal_and_missing_files_are_404() {
+        let broken = Error::storage(brr_storage::StorageError::Backend {
+            op: "write",
+            detail: "AccessDenied".into(),
+        });
+        assert_eq!(
+            HttpError::from(broken).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let missing = Error::storage(brr_storage::StorageError::NotFound {
+            kind: brr_storage::FileKind::Pack,
+            name: "ab".into(),
+        });
+        assert_eq!(HttpError::from(missing).status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -206,7 +206,7 @@ impl Service {
                 };
                 match super::reindex::pack_blobs(backend.as_ref(), &p, size) {
                     Ok(blobs) => found.push((p, size, blobs)),
-                    Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                    Err(e @ (Error::Storage(_) | Error::StoreUnavailable(_))) => return Err(e),
                     Err(e) => tracing::warn!(pack = %p, error = %e, "stored pack not adopted"),
                 }
             }

@@ -118,7 +118,7 @@ impl Service {
                     };
                     match r {
                         Ok(p) => parsed.push((kind, f.name, f.size, p)),
-                        Err(e @ Error::Storage(_)) => return Err(e),
+                        Err(e @ (Error::Storage(_) | Error::StoreUnavailable(_))) => return Err(e),
                         Err(e) => unreadable.push(format!("{}/{}: {e}", kind_name(kind), f.name)),
                     }
                 }
