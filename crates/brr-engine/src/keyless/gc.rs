@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use brr_core::id::BlobId;
+use brr_core::id::{BlobId, PackId};
 use brr_core::lockfile::LockFile;
 use brr_storage::{FileKind, relative_path};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -71,6 +71,9 @@ pub fn folder_lock_times(root: PathBuf) -> impl Fn(&str) -> Option<DateTime<Utc>
     }
 }
 
+/// Packs a collection must leave alone (see [`collect_garbage_protecting`]).
+pub type ProtectedPacks<'a> = &'a (dyn Fn(&PackId) -> bool + Sync);
+
 /// Runs `sweep` under the caller's exclusion (see [`collect_garbage_excluding`]).
 pub type Exclusion<'a> = &'a (dyn Fn(&mut dyn FnMut() -> Result<()>) -> Result<()> + Sync);
 
@@ -79,6 +82,7 @@ fn with_target<T>(
     view: &KeylessRepo,
     judge: &SessionJudge<'_>,
     exclusive: Exclusion<'_>,
+    protected: ProtectedPacks<'_>,
     f: impl FnOnce(&GcTarget<'_>) -> Result<T>,
 ) -> Result<T> {
     let referenced = || -> Result<HashSet<BlobId>> { view.referenced_blobs() };
@@ -93,6 +97,7 @@ fn with_target<T>(
         stale: &stale,
         purpose: "gc",
         exclusive,
+        protected,
     })
 }
 
@@ -102,7 +107,9 @@ pub fn plan_collect(view: &KeylessRepo, opts: &GcOptions) -> Result<PrunePlan> {
         last_written: &|_| None,
         is_stale: &|_, _, _| false,
     };
-    with_target(view, &judge, &|sweep| sweep(), |t| plan_gc(t, opts))
+    with_target(view, &judge, &|sweep| sweep(), &|_| false, |t| {
+        plan_gc(t, opts)
+    })
 }
 
 /// Collects garbage: removes the locks `judge` finds stale, takes the exclusive lock, sweeps the GC
@@ -129,5 +136,22 @@ pub fn collect_garbage_excluding(
     exclusive: Exclusion<'_>,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
-    with_target(view, judge, exclusive, |t| run_gc(t, opts, progress))
+    collect_garbage_protecting(view, opts, judge, exclusive, &|_| false, progress)
+}
+
+/// [`collect_garbage_excluding`] that neither condemns nor repacks the packs `protected` names —
+/// a server passes the packs uploaded within a grace period, so that a backup interrupted before its
+/// snapshot finds its uploads again when it resumes, even if a collection ran in between. Protected
+/// packs that hold no referenced blob are collected by a later run, once no longer protected.
+pub fn collect_garbage_protecting(
+    view: &KeylessRepo,
+    opts: &GcOptions,
+    judge: &SessionJudge<'_>,
+    exclusive: Exclusion<'_>,
+    protected: ProtectedPacks<'_>,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
+    with_target(view, judge, exclusive, protected, |t| {
+        run_gc(t, opts, progress)
+    })
 }

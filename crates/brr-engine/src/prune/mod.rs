@@ -132,6 +132,9 @@ pub(crate) struct GcTarget<'a> {
     /// Runs a sweep (re-read snapshots, delete packs) under the caller's exclusion, so that a store
     /// which checks snapshot uploads can serialize those checks with sweeps. Keyed: runs it directly.
     pub exclusive: SweepExclusion<'a>,
+    /// Packs this run must neither condemn nor repack (a server protects recently uploaded packs, so
+    /// an interrupted backup that resumes later still finds its uploads). Keyed: none.
+    pub protected: &'a (dyn Fn(&PackId) -> bool + Sync),
 }
 
 /// Runs the given sweep under an exclusion of the caller's and returns its result.
@@ -164,6 +167,7 @@ fn with_keyed<T>(repo: &Repository, f: impl FnOnce(&GcTarget<'_>) -> Result<T>) 
         stale: &stale,
         purpose: "prune",
         exclusive: &|sweep| sweep(),
+        protected: &|_| false,
     })
 }
 

@@ -105,6 +105,7 @@ pub(crate) fn plan_packs(
     threads: usize,
 ) -> Result<PackPlan> {
     let backend = t.backend();
+    let t_protected = t.protected;
     let already_condemned: HashSet<PackId> = records
         .values()
         .flat_map(|r| r.packs.iter().map(|p| p.id))
@@ -169,6 +170,8 @@ pub(crate) fn plan_packs(
         if needed {
             available.extend(pack.trailer.entries.iter().map(|e| e.id));
             plan.adopt.push(pack);
+        } else if (t_protected)(&pack.id) {
+            // A recent upload, maybe of a backup that will resume: left for a later run.
         } else {
             plan.bytes_to_free += pack.pack_len;
             plan.condemn.push(condemned(&pack));
@@ -204,7 +207,9 @@ pub(crate) fn plan_packs(
             .filter(|e| referenced.contains(&e.id))
             .map(|e| u64::from(e.length))
             .sum();
-        if !stored.contains_key(&p.id) || used == 0 {
+        if stored.contains_key(&p.id) && (t.protected)(&p.id) {
+            keep_as_is.push(p);
+        } else if !stored.contains_key(&p.id) || used == 0 {
             if stored.contains_key(&p.id) {
                 plan.bytes_to_free += p.pack_len;
             }

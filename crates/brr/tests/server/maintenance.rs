@@ -9,7 +9,7 @@ use brr_client::Method;
 use serde_json::{Value, json};
 
 use crate::common::{Compare, assert_same_tree, is_root, num, restored, scratch, write_random};
-use crate::harness::{ACCOUNT_PASSWORD, Brrd, Machine};
+use crate::harness::{ACCOUNT_PASSWORD, Brrd, BrrdOptions, Machine};
 
 const MIB: usize = 1 << 20;
 
@@ -22,7 +22,12 @@ fn backup(m: &Machine, src: &Path) -> Value {
 #[test]
 fn retention_after_backups_then_gc_and_restore() {
     let tmp = scratch();
-    let mut brrd = Brrd::start(&tmp.path().join("brrd"));
+    // The collection below runs right after the uploads: no grace period for recent packs.
+    let options = BrrdOptions {
+        env: vec![("BRRD_MAINTENANCE__PACK_GRACE_SECS".into(), "0".into())],
+        ..BrrdOptions::default()
+    };
+    let mut brrd = Brrd::start_with(&tmp.path().join("brrd"), options);
     let alpha = brrd.company("admin@alpha.example", "Alpha");
     let admin = Machine::new(&brrd, &tmp.path().join("admin"), "servers");
     admin.login(&alpha.admin_email);

@@ -36,6 +36,10 @@ pub struct MaintenanceConfig {
     /// A backup's lock not uploaded again for this long counts as ended (clients rewrite it every
     /// 2 minutes).
     pub session_timeout_secs: u64,
+    /// Packs uploaded within this many seconds are neither condemned nor repacked by garbage
+    /// collection: a backup interrupted before its snapshot (network loss, a killed client, a
+    /// restarted brrd) finds its uploads again when it resumes. 0 turns the grace period off.
+    pub pack_grace_secs: u64,
 }
 
 impl Default for MaintenanceConfig {
@@ -47,6 +51,7 @@ impl Default for MaintenanceConfig {
             gc_every_secs: 24 * 3600,
             verify_every_secs: 7 * 24 * 3600,
             session_timeout_secs: 15 * 60,
+            pack_grace_secs: 24 * 3600,
         }
     }
 }

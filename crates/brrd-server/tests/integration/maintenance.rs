@@ -192,6 +192,8 @@ async fn row(t: &TestServer, repo: &str) -> RepoRow {
 fn no_scheduler(c: &mut brrd_server::Config) {
     c.maintenance.enabled = false;
     c.access_token_ttl_secs = 3600;
+    // These tests collect right after uploading; the grace period has its own test.
+    c.maintenance.pack_grace_secs = 0;
 }
 
 #[tokio::test]
@@ -399,6 +401,38 @@ async fn append_only_retention_marks_and_deletes_after_the_delay() {
         )
         .unwrap();
         assert!(report.is_ok(), "{:?}", report.errors);
+        t.running.shutdown().await;
+    }
+}
+
+/// Packs uploaded within the grace period are neither condemned nor repacked (an interrupted backup
+/// may resume and reuse them); once the period is over, the same collection frees them.
+#[tokio::test]
+async fn gc_leaves_recent_uploads_for_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = [("h1", day(1, 10)), ("h1", day(2, 10)), ("h1", day(3, 10))];
+    let (local, snaps) = build(dir.path(), &plan);
+    for backend in store_setups() {
+        let t = start_server(&backend, |c| {
+            no_scheduler(c);
+            c.maintenance.pack_grace_secs = 600;
+        })
+        .await;
+        let who = tenant(&t, "g", json!({"name": "main"})).await;
+        let (s, v) = put_retention(&t, &who.admin, &who.repo, json!({"keep_last": 1})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        upload_in_order(&t, &who, &local, &snaps).await;
+        let gc = format!("/api/v1/repos/{}/gc", who.repo);
+        let (s, early) = t.post(&gc, Some(&who.admin), json!(null)).await;
+        assert_eq!(s, StatusCode::OK, "{early}");
+        assert_eq!(early["packs_condemned"], 0, "{early}");
+        assert_eq!(early["packs_repacked"], 0, "{early}");
+        assert_eq!(early["bytes_freed"], 0, "{early}");
+        t.clock.advance_secs(601);
+        let (s, later) = t.post(&gc, Some(&who.admin), json!(null)).await;
+        assert_eq!(s, StatusCode::OK, "{later}");
+        assert!(later["packs_condemned"].as_u64().unwrap() > 0, "{later}");
+        assert!(later["bytes_freed"].as_u64().unwrap() > 0, "{later}");
         t.running.shutdown().await;
     }
 }

@@ -14,7 +14,8 @@ use crate::check::test_support::{new_repo, write_file};
 use crate::check::{CheckOptions, check};
 use crate::forget::forget_ids;
 use crate::keyless::gc::{
-    GcOptions, SessionJudge, collect_garbage, folder_lock_times, plan_collect, stale_after,
+    GcOptions, SessionJudge, collect_garbage, collect_garbage_protecting, folder_lock_times,
+    plan_collect, stale_after,
 };
 use crate::progress::NoProgress;
 use crate::repo::Repository;
@@ -98,6 +99,41 @@ fn keyless_gc_frees_what_forget_left_and_keeps_the_rest_readable() {
     assert!(stored_bytes(&repo) < before);
     assert!(records(&repo).is_empty(), "no session: swept at once");
     assert!(repo.backend().list(FileKind::Lock).unwrap().is_empty());
+    assert_check_clean(&repo);
+    assert_readable(&repo, &second);
+}
+
+/// Protected packs (a server's recent uploads) are neither condemned nor repacked; once no longer
+/// protected, the same collection frees them.
+#[test]
+fn protected_packs_are_left_for_a_later_collection() {
+    let (_dir, src, repo) = new_repo();
+    write_file(&src.join("a"), 1, 600_000);
+    write_file(&src.join("b"), 2, 600_000);
+    let first = snap(&repo, &src);
+    std::fs::remove_file(src.join("b")).unwrap();
+    let second = snap(&repo, &src);
+    forget_ids(&repo, &[first.id]).unwrap();
+    let packs_before = repo.backend().list(FileKind::Pack).unwrap();
+    let before = stored_bytes(&repo);
+    let v = view(&repo);
+
+    let none =
+        collect_garbage_protecting(&v, &OPTS, &NEVER, &|sweep| sweep(), &|_| true, &NoProgress)
+            .unwrap();
+    assert!(none.plan.packs_to_condemn.is_empty(), "{none:#?}");
+    assert!(none.plan.packs_to_repack.is_empty(), "{none:#?}");
+    assert_eq!(stored_bytes(&repo), before);
+    assert_eq!(
+        repo.backend().list(FileKind::Pack).unwrap().len(),
+        packs_before.len()
+    );
+
+    let later =
+        collect_garbage_protecting(&v, &OPTS, &NEVER, &|sweep| sweep(), &|_| false, &NoProgress)
+            .unwrap();
+    assert!(later.packs_deleted > 0, "{later:#?}");
+    assert!(stored_bytes(&repo) < before);
     assert_check_clean(&repo);
     assert_readable(&repo, &second);
 }

@@ -1,5 +1,5 @@
 //! Garbage collection without the key (`POST /repos/{repo}/gc`, `brrd repo gc`, the scheduler):
-//! `brr_engine::keyless::gc::collect_garbage_excluding` on the stored files, through
+//! `brr_engine::keyless::gc::collect_garbage_protecting` on the stored files, through
 //! [`RecordedBackend`] so the database record (packs, blobs, index files, GC records, stored bytes)
 //! follows every file the GC writes or deletes.
 //!
@@ -7,18 +7,22 @@
 //! seen it uploaded for `maintenance.session_timeout_secs` (clients rewrite it every 2 minutes; the
 //! time of each upload is `repo_files.uploaded_at`, by the server's clock). Every sweep runs under the
 //! repository's sweep exclusion, the one the snapshot upload check holds from checking references to
-//! storing the snapshot, so a snapshot is never accepted for packs a sweep is deleting.
+//! storing the snapshot, so a snapshot is never accepted for packs a sweep is deleting. Packs uploaded
+//! within `maintenance.pack_grace_secs` (default a day) are left alone, so a backup interrupted before
+//! its snapshot still finds its uploads when it resumes, even if a collection ran in between.
 //!
 //! Client-triggered GC of an append-only repository is refused (403 `append_only`): a GC deletes only
 //! unreferenced data, but a compromised admin account could still use it right after forcing
 //! snapshots out; the scheduler collects those repositories after retention.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use brr_api::identity::Role;
 use brr_api::maintenance::GcReport;
+use brr_core::id::PackId;
 use brr_engine::keyless::KeylessRepo;
-use brr_engine::keyless::gc::{GcOptions, SessionJudge, collect_garbage_excluding, stale_after};
+use brr_engine::keyless::gc::{GcOptions, SessionJudge, collect_garbage_protecting, stale_after};
 use brr_engine::{EngineError, NoProgress};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::runtime::Handle;
@@ -77,6 +81,12 @@ impl Service {
         let timeout = TimeDelta::seconds(
             i64::try_from(self.config.maintenance.session_timeout_secs).unwrap_or(i64::MAX / 1000),
         );
+        let grace_ms = i64::try_from(self.config.maintenance.pack_grace_secs)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        let recent = self
+            .recent_packs(&row.id, self.now().saturating_sub(grace_ms))
+            .await?;
         let handle = Handle::current();
         let report = blocking(move || {
             let view = KeylessRepo::open(backend).map_err(|e| match e {
@@ -98,11 +108,13 @@ impl Service {
                 let _g = svc.maintenance.sweep_exclusion_blocking(&repo_id);
                 sweep()
             };
-            collect_garbage_excluding(
+            let protected = |id: &PackId| recent.contains(id);
+            collect_garbage_protecting(
                 &view,
                 &GcOptions::default(),
                 &judge,
                 &exclusive,
+                &protected,
                 &NoProgress,
             )
             .map_err(|e| Error::Storage(format!("garbage collection: {e}")))
@@ -168,5 +180,23 @@ impl Service {
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(t.map(|(t,)| t))
+    }
+}
+
+impl Service {
+    /// Packs of `repo_id` recorded as uploaded after `since_ms` (Unix ms): protected from
+    /// collection by `maintenance.pack_grace_secs`. Names that are not pack IDs are skipped.
+    async fn recent_packs(&self, repo_id: &str, since_ms: i64) -> Result<HashSet<PackId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT pack_id FROM repo_packs WHERE repo_id = $1 AND uploaded_at > $2",
+        )
+        .bind(repo_id)
+        .bind(since_ms)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id,)| PackId::from_hex(&id).ok())
+            .collect())
     }
 }
