@@ -157,11 +157,20 @@ impl Service {
             &format!("a repository named {} exists in this company", req.name),
         )?;
         let backend = self.store.backend(&row.company_id, &row.id)?;
-        store::blocking(move || match backend.create() {
+        let created = store::blocking(move || match backend.create() {
             Ok(()) | Err(brr_storage::StorageError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(Error::storage(e)),
         })
-        .await?;
+        .await;
+        if let Err(e) = created {
+            // The store refused (e.g. S3 unreachable): take the row back, so that no repository exists
+            // without its store and the same name can be created once the store answers.
+            sqlx::query("DELETE FROM repositories WHERE id = $1")
+                .bind(&row.id)
+                .execute(&self.db.pool)
+                .await?;
+            return Err(e);
+        }
         self.record(
             ctx,
             Some(&company),
