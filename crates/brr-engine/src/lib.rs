@@ -23,6 +23,7 @@ pub mod check;
 pub mod error;
 pub mod forget;
 pub mod fsmeta;
+mod globs;
 pub mod index;
 pub mod keyless;
 pub mod lock;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use brr_core::id::BlobId;
 use brr_core::snapshot::Snapshot;
 use brr_core::tree::{Node, NodeKind};
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{EngineError, Result};
+use crate::globs::NameOrPathGlobs;
 use crate::index::Index;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -23,16 +23,11 @@ use crate::treecache::TreeLoader;
 /// single name (`*.txt`). An entry is restored when it or one of its ancestors matches; the directories
 /// leading to it are restored too. No pattern means everything.
 #[derive(Debug, Default)]
-pub(super) struct Includes {
-    by_name: Option<GlobSet>,
-    by_path: Option<GlobSet>,
-}
+pub(super) struct Includes(NameOrPathGlobs);
 
 impl Includes {
     pub(super) fn new(patterns: &[String]) -> Result<Self> {
-        let mut names = GlobSetBuilder::new();
-        let mut paths = GlobSetBuilder::new();
-        let (mut any_name, mut any_path) = (false, false);
+        let mut trimmed = Vec::with_capacity(patterns.len());
         for p in patterns {
             let p = p.trim_start_matches('/').trim_end_matches('/');
             if p.is_empty() {
@@ -41,44 +36,18 @@ impl Includes {
                     "empty pattern (or `/`: omit --include to restore everything)",
                 ));
             }
-            let bad =
-                |e: globset::Error| EngineError::invalid("include pattern", format!("{p:?}: {e}"));
-            if p.contains('/') {
-                paths.add(
-                    GlobBuilder::new(p)
-                        .literal_separator(true)
-                        .build()
-                        .map_err(bad)?,
-                );
-                any_path = true;
-            } else {
-                names.add(Glob::new(p).map_err(bad)?);
-                any_name = true;
-            }
+            trimmed.push(p);
         }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| EngineError::invalid("include pattern", e.to_string()))
-        };
-        Ok(Includes {
-            by_name: if any_name { Some(build(names)?) } else { None },
-            by_path: if any_path { Some(build(paths)?) } else { None },
-        })
+        Ok(Includes(NameOrPathGlobs::new(&trimmed, "include pattern")?))
     }
 
     fn everything(&self) -> bool {
-        self.by_name.is_none() && self.by_path.is_none()
+        self.0.is_empty()
     }
 
     /// `path` is the snapshot path without its leading `/`.
     fn matches(&self, path: &[u8], name: &[u8]) -> bool {
-        self.by_name
-            .as_ref()
-            .is_some_and(|s| s.is_match(Path::new(OsStr::from_bytes(name))))
-            || self
-                .by_path
-                .as_ref()
-                .is_some_and(|s| s.is_match(Path::new(OsStr::from_bytes(path))))
+        self.0.matches(Path::new(OsStr::from_bytes(path)), name)
     }
 }
 
