@@ -155,6 +155,22 @@ fn load_config(common: &Common) -> brrd_server::Result<Config> {
     Ok(config)
 }
 
+/// Opens the service for a `brrd repo …` command and lists the repositories it names: `--repo ID`, or
+/// every repository with `--all`.
+async fn service_and_repos(
+    config: Config,
+    repo: Option<String>,
+    all: bool,
+) -> brrd_server::Result<(Arc<brrd_server::service::Service>, Vec<String>)> {
+    let deps = brrd_server::server::default_deps(&config)?;
+    let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
+    let ids = match repo {
+        Some(id) if !all => vec![id],
+        _ => svc.all_repo_ids().await?,
+    };
+    Ok((svc, ids))
+}
+
 async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
     let mut config = load_config(&cli.common)?;
     match cli.cmd {
@@ -223,12 +239,7 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
             })
         }
         Cmd::Repo(RepoCmd::Reindex { repo, all }) => {
-            let deps = brrd_server::server::default_deps(&config)?;
-            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
-            let ids = match repo {
-                Some(id) if !all => vec![id],
-                _ => svc.all_repo_ids().await?,
-            };
+            let (svc, ids) = service_and_repos(config, repo, all).await?;
             let mut damaged = false;
             for id in ids {
                 let report = svc.reindex_repo(&id).await?;
@@ -245,12 +256,7 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
             })
         }
         Cmd::Repo(RepoCmd::Verify { repo, all }) => {
-            let deps = brrd_server::server::default_deps(&config)?;
-            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
-            let ids = match repo {
-                Some(id) if !all => vec![id],
-                _ => svc.all_repo_ids().await?,
-            };
+            let (svc, ids) = service_and_repos(config, repo, all).await?;
             let mut damaged = false;
             for id in ids {
                 let report = svc.verify_repo_by_id(&id).await?;
@@ -268,12 +274,7 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
             })
         }
         Cmd::Repo(RepoCmd::Gc { repo, all }) => {
-            let deps = brrd_server::server::default_deps(&config)?;
-            let svc = brrd_server::server::open_service(Arc::new(config), deps).await?;
-            let ids = match repo {
-                Some(id) if !all => vec![id],
-                _ => svc.all_repo_ids().await?,
-            };
+            let (svc, ids) = service_and_repos(config, repo, all).await?;
             let mut failed = false;
             for id in ids {
                 match svc.collect_garbage_by_id(&id).await {
