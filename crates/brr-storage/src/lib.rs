@@ -85,6 +85,7 @@ use std::sync::Arc;
 
 pub mod conformance;
 mod counting;
+mod direct_write;
 mod error;
 mod fault;
 mod kind;

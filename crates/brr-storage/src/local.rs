@@ -10,12 +10,13 @@
 //! a repository holds encrypted backups, but its file names and sizes are still nobody else's business.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
-    Backend, CONFIG_NAME, FileInfo, FileKind, StorageError, pack_fanout_folders, relative_path,
+    Backend, CONFIG_NAME, FileInfo, FileKind, StorageError, direct_write, pack_fanout_folders,
+    relative_path,
 };
 
 /// Counter that makes temporary file names unique within the process.
@@ -245,7 +246,7 @@ impl Backend for LocalBackend {
             Err(e) => return Err(StorageError::io("create", &temp, e)),
         };
         let result = (|| {
-            file.write_all(data)
+            direct_write::write_all(&mut file, data)
                 .map_err(|e| StorageError::io("write", &temp, e))?;
             file.sync_all()
                 .map_err(|e| StorageError::io("sync", &temp, e))?;
