@@ -6,6 +6,9 @@
 //! so [`Backend::list`] skips it and it can never be mistaken for data. [`LocalBackend::remove_temp_files`]
 //! deletes such leftovers when no writer can be active.
 //!
+//! Files of 1 MiB or more (packs) are written past the page cache with `O_DIRECT` where the filesystem
+//! allows it (see `direct_write`): a backup writes its repository once and rarely reads it back soon.
+//!
 //! On Unix, folders are created with mode `0o700` and files with `0o600` (further narrowed by the umask):
 //! a repository holds encrypted backups, but its file names and sizes are still nobody else's business.
 
