@@ -11,7 +11,9 @@ use brr_storage::FileKind;
 use parking_lot::Mutex;
 
 use super::graph::TreeGraph;
-use super::{Finding, IndexView, Reach, TreeFailure, finding, list_ids, read_error};
+use super::reach::{Reach, list_ids};
+use super::snapshots::TreeFailure;
+use super::{Finding, IndexView, finding, read_error};
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use crate::repo::Repository;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use brr_core::blob::BlobType;
+use brr_core::id::SnapshotId;
 use brr_core::pack::parse_pack_tail;
 use brr_storage::{FileKind, relative_path};
 
