@@ -11,6 +11,7 @@ mod access;
 mod audit;
 mod common;
 mod journey;
+mod lookup;
 mod maintenance;
 mod repos;
 mod s3_store;

@@ -219,7 +219,7 @@ impl Service {
             // upload stopped between store and database, and answer without rewriting.
             let ref_bytes = match &parsed {
                 Parsed::Snapshot { refs, .. } => {
-                    self.usable_blobs(&row.id, refs).await?.values().sum()
+                    self.stored_blobs(&row.id, refs).await?.values().sum()
                 }
                 _ => 0,
             };
@@ -414,19 +414,20 @@ impl Service {
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
-                let extra = match kind {
+                let extra: &[&str] = match kind {
                     FileKind::Snapshot => {
-                        Some("DELETE FROM repo_snapshots WHERE repo_id = $1 AND snapshot_id = $2")
+                        &["DELETE FROM repo_snapshots WHERE repo_id = $1 AND snapshot_id = $2"]
                     }
-                    FileKind::Index => {
-                        Some("DELETE FROM repo_supersedes WHERE repo_id = $1 AND index_id = $2")
-                    }
+                    FileKind::Index => &[
+                        "DELETE FROM repo_supersedes WHERE repo_id = $1 AND index_id = $2",
+                        "DELETE FROM repo_index_packs WHERE repo_id = $1 AND index_id = $2",
+                    ],
                     FileKind::Gc => {
-                        Some("DELETE FROM repo_condemned WHERE repo_id = $1 AND gc_name = $2")
+                        &["DELETE FROM repo_condemned WHERE repo_id = $1 AND gc_name = $2"]
                     }
-                    _ => None,
+                    _ => &[],
                 };
-                if let Some(sql) = extra {
+                for sql in extra {
                     sqlx::query(sql)
                         .bind(&row.id)
                         .bind(name)
@@ -453,7 +454,8 @@ impl Service {
         Ok(())
     }
 
-    /// `POST /repos/{repo}/blobs/lookup`.
+    /// `POST /repos/{repo}/blobs/lookup`: which of `ids` the client may deduplicate against
+    /// ([`Service::usable_blobs`]), in request order.
     pub async fn lookup_blobs(&self, ctx: &Ctx, repo: &str, ids: &[String]) -> Result<Vec<bool>> {
         let (row, _) = self
             .file_access(ctx, repo, FileKind::Pack, FileOp::Read)

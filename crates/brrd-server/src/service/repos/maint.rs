@@ -222,9 +222,10 @@ impl Service {
                     "DELETE FROM repo_snapshots WHERE repo_id = $1 AND snapshot_id = $2",
                     "DELETE FROM repo_retention_marks WHERE repo_id = $1 AND snapshot_id = $2",
                 ],
-                FileKind::Index => {
-                    &["DELETE FROM repo_supersedes WHERE repo_id = $1 AND index_id = $2"]
-                }
+                FileKind::Index => &[
+                    "DELETE FROM repo_supersedes WHERE repo_id = $1 AND index_id = $2",
+                    "DELETE FROM repo_index_packs WHERE repo_id = $1 AND index_id = $2",
+                ],
                 FileKind::Gc => &["DELETE FROM repo_condemned WHERE repo_id = $1 AND gc_name = $2"],
                 _ => &[],
             };

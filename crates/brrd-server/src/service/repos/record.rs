@@ -1,5 +1,6 @@
 //! The database record of stored files: what the server learned from each (idempotent inserts), and
-//! which blobs are usable (in a recorded pack no GC record condemns).
+//! which blobs a client may deduplicate against (in a recorded pack that a stored index file lists and
+//! no GC record condemns).
 
 use std::collections::HashMap;
 
@@ -19,9 +20,39 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Pack IDs per insert into `repo_index_packs`.
+const PACKS_PER_INSERT: usize = 200;
+
+/// Records which packs the index file `index` lists (idempotent).
+async fn record_index_packs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    repo_id: &str,
+    index: &str,
+    packs: &[String],
+) -> Result<()> {
+    for chunk in packs.chunks(PACKS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO repo_index_packs (repo_id, index_id, pack_id) VALUES {} \
+             ON CONFLICT (repo_id, index_id, pack_id) DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(repo_id).bind(index);
+        for p in chunk {
+            q = q.bind(p);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Service {
-    /// Blobs of `ids` the repository holds in a recorded pack that no GC record condemns, with the
-    /// smallest stored length of each.
+    /// Blobs of `ids` a client may deduplicate against (the blob look-up): held by a recorded pack
+    /// that a stored index file lists and no GC record condemns, with the smallest stored length of
+    /// each. A pack no stored index lists (a backup still running, or one that died) does not count: a
+    /// snapshot referencing its blobs could not be restored, since no index would locate them.
     pub async fn usable_blobs(
         &self,
         repo_id: &str,
@@ -33,6 +64,9 @@ impl Service {
                 "SELECT b.blob_id, MIN(b.stored_len) FROM repo_blobs b \
                  WHERE b.repo_id = $1 AND b.blob_id IN ({}) \
                  AND NOT EXISTS (SELECT 1 FROM repo_condemned c WHERE c.repo_id = b.repo_id AND c.pack_id = b.pack_id) \
+                 AND EXISTS (SELECT 1 FROM repo_index_packs i JOIN repo_files f \
+                     ON f.repo_id = i.repo_id AND f.kind = 'index' AND f.name = i.index_id \
+                     WHERE i.repo_id = b.repo_id AND i.pack_id = b.pack_id) \
                  GROUP BY b.blob_id",
                 placeholders(2, batch.len())
             );
@@ -129,7 +163,8 @@ impl Service {
                 .execute(&mut *tx)
                 .await?;
             }
-            Parsed::Index { supersedes, .. } => {
+            Parsed::Index { supersedes, packs } => {
+                record_index_packs(&mut tx, &row.id, name, packs).await?;
                 for s in supersedes {
                     sqlx::query(
                         "INSERT INTO repo_supersedes (repo_id, index_id, superseded_id) VALUES ($1, $2, $3) \

@@ -1,5 +1,5 @@
 //! `brrd repo reindex`: rebuilds the database's record of a repository (packs and their blobs, index
-//! supersession, snapshots, GC records, file sizes) from the files in the store, which are the truth.
+//! supersession and the packs each index lists, snapshots, GC records, file sizes) from the files in the store, which are the truth.
 //! Run it on an idle repository; files that do not decode are reported and left out.
 
 use brr_core::pack::{FOOTER_LEN, Footer};
@@ -29,12 +29,13 @@ pub struct ReindexReport {
 }
 
 /// Tables holding the record of a repository, children first.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "repo_blobs",
     "repo_packs",
     "repo_snapshots",
     "repo_files",
     "repo_supersedes",
+    "repo_index_packs",
     "repo_condemned",
 ];
 
@@ -143,7 +144,7 @@ impl Service {
             let ref_bytes = match &p {
                 Parsed::Snapshot { refs, .. } => {
                     report.snapshots += 1;
-                    self.usable_blobs(&row.id, refs).await?.values().sum()
+                    self.stored_blobs(&row.id, refs).await?.values().sum()
                 }
                 Parsed::Pack(blobs) => {
                     report.packs += 1;
