@@ -20,6 +20,7 @@ use crate::client::{Client, Request};
 /// | `list` | `GET …/files/{kind}` |
 /// | `remove` | `DELETE` (204) |
 /// | `create` | `HEAD …/files/config`: [`StorageError::AlreadyExists`] if present; the repository itself is created with `POST /repos` ([`crate::Repos::create`]) |
+/// | `lookup_blobs` | `POST …/blobs/lookup`, at most [`brr_api::repos::MAX_LOOKUP_IDS`] IDs per request (retried like reads) |
 ///
 /// A 404 on a file is [`StorageError::NotFound`] only if the repository exists; otherwise (no such
 /// repository, or another company's) the call fails and [`RemoteBackend::refusal`] says why. Every
@@ -276,6 +277,39 @@ impl Backend for RemoteBackend {
                 size: f.size,
             })
             .collect())
+    }
+
+    /// Which blobs the server holds in a pack a stored index file lists (docs/server-repositories.md
+    /// §3): one request per [`brr_api::repos::MAX_LOOKUP_IDS`] IDs, each retried like a read (it
+    /// changes nothing); no request for no IDs.
+    fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+        let path = format!("/api/v1/repos/{}/blobs/lookup", self.repo);
+        let mut present = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(brr_api::repos::MAX_LOOKUP_IDS) {
+            let body = serde_json::to_vec(&brr_api::repos::BlobLookup {
+                ids: batch.to_vec(),
+            })
+            .map_err(|e| self.fail("lookup_blobs", self.client.protocol(e)))?;
+            let req = Request::new(Method::POST, path.as_str(), true)
+                .json(&body)
+                .what(self.what());
+            let answer: brr_api::repos::BlobPresence = self
+                .client
+                .json(&req)
+                .map_err(|e| self.fail("lookup_blobs", e))?;
+            if answer.present.len() != batch.len() {
+                return Err(self.fail(
+                    "lookup_blobs",
+                    self.client.protocol(format!(
+                        "asked about {} blobs, got {} answers",
+                        batch.len(),
+                        answer.present.len()
+                    )),
+                ));
+            }
+            present.extend(answer.present);
+        }
+        Ok(Some(present))
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), StorageError> {

@@ -101,7 +101,7 @@ pub use kind::{
     CONFIG_NAME, FileKind, MAX_NAME_LEN, pack_fanout_folders, relative_path, validate_name,
 };
 pub use local::LocalBackend;
-pub use object::{DEFAULT_TIMEOUT, OpendalBackend, S3Config};
+pub use object::{DEFAULT_TIMEOUT, OpendalBackend, Refusal, S3Config};
 pub use retry::{RetryPolicy, RetryingBackend};
 pub use url::{DEFAULT_S3_REGION, open_url, open_url_at};
 
@@ -151,6 +151,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Delete; [`StorageError::NotFound`] if absent.
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), StorageError>;
+
+    /// Optional capability: which of the blobs `ids` (64 lower-case hex characters each) the
+    /// repository already holds in a pack that one of its stored index files lists and no GC record
+    /// condemns — what a backup may deduplicate against without uploading. `Ok(None)` (the default)
+    /// means the backend cannot tell, and callers rely on the index files alone; otherwise one answer
+    /// per ID, in order. With no IDs it answers without I/O, so `lookup_blobs(&[])` is the probe.
+    ///
+    /// Local, memory and S3 backends do not offer it (the engine's own index is as good); a backend
+    /// over a `brrd` server does (`POST /repos/{repo}/blobs/lookup`). Wrappers that do not forward it
+    /// hide it, which is always safe: a blob answered `false` is only stored again.
+    fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+        let _ = ids;
+        Ok(None)
+    }
 }
 
 macro_rules! delegate_backend {
@@ -180,6 +194,9 @@ macro_rules! delegate_backend {
             fn remove(&self, kind: FileKind, name: &str) -> Result<(), StorageError> {
                 (**self).remove(kind, name)
             }
+            fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+                (**self).lookup_blobs(ids)
+            }
         }
     )*};
 }
@@ -187,3 +204,67 @@ macro_rules! delegate_backend {
 // Wrappers are generic over `B: Backend`; these let them wrap shared or boxed trait objects too, e.g.
 // `CountingBackend<Arc<dyn Backend>>`.
 delegate_backend!(Arc<B>, Box<B>, &B);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend that offers the look-up: every ID that starts with `a` is present.
+    #[derive(Debug)]
+    struct Answers(LocalBackend);
+
+    impl Backend for Answers {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn create(&self) -> Result<(), StorageError> {
+            self.0.create()
+        }
+        fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, StorageError> {
+            self.0.read(kind, name)
+        }
+        fn read_range(
+            &self,
+            kind: FileKind,
+            name: &str,
+            offset: u64,
+            len: u64,
+        ) -> Result<Vec<u8>, StorageError> {
+            self.0.read_range(kind, name, offset, len)
+        }
+        fn size(&self, kind: FileKind, name: &str) -> Result<u64, StorageError> {
+            self.0.size(kind, name)
+        }
+        fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), StorageError> {
+            self.0.write(kind, name, data)
+        }
+        fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, StorageError> {
+            self.0.list(kind)
+        }
+        fn remove(&self, kind: FileKind, name: &str) -> Result<(), StorageError> {
+            self.0.remove(kind, name)
+        }
+        fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+            Ok(Some(ids.iter().map(|i| i.starts_with('a')).collect()))
+        }
+    }
+
+    #[test]
+    fn blob_look_up_is_not_offered_by_default_and_shared_handles_forward_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = vec!["a".repeat(64), "b".repeat(64)];
+        let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+        assert_eq!(local.lookup_blobs(&ids).unwrap(), None);
+        assert_eq!(local.lookup_blobs(&[]).unwrap(), None);
+        let memory: Box<dyn Backend> = Box::new(OpendalBackend::memory().unwrap());
+        assert_eq!(memory.lookup_blobs(&ids).unwrap(), None);
+        let answers = Answers(LocalBackend::new(dir.path()));
+        let shared: Arc<dyn Backend> = Arc::new(Answers(LocalBackend::new(dir.path())));
+        assert_eq!(shared.lookup_blobs(&ids).unwrap(), Some(vec![true, false]));
+        fn probe<B: Backend>(b: B) -> Option<Vec<bool>> {
+            b.lookup_blobs(&[]).unwrap()
+        }
+        assert_eq!(probe(&answers), Some(Vec::new()));
+        assert_eq!(probe(Box::new(answers)), Some(Vec::new()));
+    }
+}

@@ -1,5 +1,6 @@
 //! Client tests against a tiny in-process server speaking the contract's file API.
 
+mod lookup;
 mod server;
 
 use std::sync::atomic::Ordering;

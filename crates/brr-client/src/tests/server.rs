@@ -37,6 +37,10 @@ pub struct Knobs {
     pub config_once: std::sync::atomic::AtomicBool,
     /// Repositories that exist.
     pub repos: Mutex<Vec<String>>,
+    /// Blob IDs the look-up answers as present.
+    pub present_blobs: Mutex<std::collections::HashSet<String>>,
+    /// The number of IDs of every look-up request served.
+    pub lookup_sizes: Mutex<Vec<usize>>,
 }
 
 #[derive(Clone)]
@@ -349,6 +353,46 @@ async fn enroll(headers: HeaderMap, body: Bytes) -> Response {
     (StatusCode::CREATED, body.to_string()).into_response()
 }
 
+/// `POST /repos/{repo}/blobs/lookup`: present = in [`Knobs::present_blobs`].
+async fn lookup(
+    State(st): State<St>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+    body: Bytes,
+) -> Response {
+    log(&st, &Method::POST, &format!("/repos/{repo}/blobs/lookup")).await;
+    if !st.authorised(&headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "auth.required",
+            "authentication required",
+        );
+    }
+    if st.repo(&repo).is_none() {
+        return error(StatusCode::NOT_FOUND, "not_found", "not found");
+    }
+    if st.knobs.fail_next.load(Ordering::SeqCst) > 0 {
+        st.knobs.fail_next.fetch_sub(1, Ordering::SeqCst);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "internal", "try later");
+    }
+    let Ok(req) = serde_json::from_slice::<brr_api::repos::BlobLookup>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "request.invalid", "bad body");
+    };
+    if req.ids.len() > brr_api::repos::MAX_LOOKUP_IDS {
+        return error(StatusCode::BAD_REQUEST, "request.invalid", "too many IDs");
+    }
+    st.knobs.lookup_sizes.lock().unwrap().push(req.ids.len());
+    let known = st.knobs.present_blobs.lock().unwrap();
+    let present: Vec<bool> = req.ids.iter().map(|i| known.contains(i)).collect();
+    let body = serde_json::to_string(&brr_api::repos::BlobPresence { present }).unwrap();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 /// Starts a server in a thread of its own; it lives as long as the test process.
 pub fn start() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
@@ -364,6 +408,7 @@ pub fn start() -> TestServer {
         .route("/api/v1/repos/{repo}", get(repo_info))
         .route("/api/v1/repos/{repo}/files/{kind}", get(list))
         .route("/api/v1/repos/{repo}/files/{kind}/{name}", any(file))
+        .route("/api/v1/repos/{repo}/blobs/lookup", post(lookup))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route(
