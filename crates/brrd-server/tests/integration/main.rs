@@ -13,6 +13,7 @@ mod common;
 mod journey;
 mod lookup;
 mod maintenance;
+mod nodes;
 mod repos;
 mod s3_store;
 mod store_rules;

@@ -237,7 +237,7 @@ impl Service {
         // A snapshot's reference check and its store write exclude a GC sweep of this repository
         // (docs/server-repositories.md §4).
         let _sweep = match &parsed {
-            Parsed::Snapshot { .. } => Some(self.maintenance.sweep_exclusion(&row.id).await),
+            Parsed::Snapshot { .. } => Some(self.sweep_exclusion(&row.id).await?),
             _ => None,
         };
         match &parsed {

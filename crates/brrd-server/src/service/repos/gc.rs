@@ -105,7 +105,14 @@ impl Service {
                 is_stale: &stale,
             };
             let exclusive = |sweep: &mut dyn FnMut() -> brr_engine::Result<()>| {
-                let _g = svc.maintenance.sweep_exclusion_blocking(&repo_id);
+                let _g = svc
+                    .sweep_exclusion_blocking(&handle, &repo_id)
+                    .map_err(|e| {
+                        EngineError::Storage(brr_storage::StorageError::Unavailable {
+                            op: "take the sweep exclusion",
+                            detail: e.to_string(),
+                        })
+                    })?;
                 sweep()
             };
             let protected = |id: &PackId| recent.contains(id);

@@ -3,6 +3,7 @@
 //! storage backends in [`store`].
 
 pub mod checks;
+pub mod exclusion;
 pub mod files;
 pub mod gc;
 pub mod maint;
