@@ -244,10 +244,83 @@ impl OpendalBackend {
     }
 }
 
+/// How [`StorageError::Backend`] details of refusals begin (see [`Refusal::of`]).
+const ACCESS_DENIED: &str = "access denied";
+const NO_SUCH_BUCKET: &str = "no such bucket";
+
+/// Why an object store refuses requests for good: something the operator must fix, not an outage.
+/// Reported as [`StorageError::Backend`] (not retryable) whose detail starts with a fixed phrase, so
+/// a server can tell its clients what is wrong without passing on the service's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The service refuses the credentials (unknown access key, wrong secret, a signature for another
+    /// region) or they lack a permission on the bucket.
+    AccessDenied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+}
+
+impl Refusal {
+    /// The refusal a storage error reports, if it is one.
+    pub fn of(e: &StorageError) -> Option<Refusal> {
+        match e {
+            StorageError::Backend { detail, .. } if detail.starts_with(ACCESS_DENIED) => {
+                Some(Refusal::AccessDenied)
+            }
+            StorageError::Backend { detail, .. } if detail.starts_with(NO_SUCH_BUCKET) => {
+                Some(Refusal::NoSuchBucket)
+            }
+            _ => None,
+        }
+    }
+
+    /// What is wrong and what to check, in one line without secrets.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::AccessDenied => {
+                "access denied: the S3 service refuses the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY unknown or wrong, AWS_REGION not the service's) or they may not read, write, list and delete in the bucket"
+            }
+            Refusal::NoSuchBucket => {
+                "the bucket does not exist: create it or correct the bucket in the URL"
+            }
+        }
+    }
+
+    /// Of an opendal error: S3's `NoSuchBucket` (a 404 like a missing object, told apart by the
+    /// error code in the body; a HEAD has no body, so a `stat` of a missing bucket stays
+    /// [`StorageError::NotFound`]), any 403, and the 400 codes of unusable credentials.
+    fn of_opendal(e: &opendal::Error) -> Option<Refusal> {
+        let text = e.to_string();
+        if text.contains("NoSuchBucket") {
+            Some(Refusal::NoSuchBucket)
+        } else if e.kind() == ErrorKind::PermissionDenied
+            || [
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "AuthorizationHeaderMalformed",
+                "AccessDenied",
+            ]
+            .iter()
+            .any(|code| text.contains(code))
+        {
+            Some(Refusal::AccessDenied)
+        } else {
+            None
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Refusal::AccessDenied => ACCESS_DENIED,
+            Refusal::NoSuchBucket => NO_SUCH_BUCKET,
+        }
+    }
+}
+
 /// Translate an opendal error about one file.
 fn map_err(op: &'static str, kind: FileKind, name: &str, e: opendal::Error) -> StorageError {
     match e.kind() {
-        ErrorKind::NotFound => StorageError::NotFound {
+        ErrorKind::NotFound if Refusal::of_opendal(&e).is_none() => StorageError::NotFound {
             kind,
             name: name.to_owned(),
         },
@@ -257,7 +330,12 @@ fn map_err(op: &'static str, kind: FileKind, name: &str, e: opendal::Error) -> S
 
 /// Translate an opendal error that is not about a missing file.
 fn map_service_err(op: &'static str, e: opendal::Error) -> StorageError {
-    if e.kind() == ErrorKind::RateLimited || e.is_temporary() {
+    if let Some(r) = Refusal::of_opendal(&e) {
+        StorageError::Backend {
+            op,
+            detail: format!("{}: {}", r.prefix(), one_line(e)),
+        }
+    } else if e.kind() == ErrorKind::RateLimited || e.is_temporary() {
         StorageError::Unavailable {
             op,
             detail: one_line(e),
@@ -375,7 +453,9 @@ impl Backend for OpendalBackend {
             op.list_with(&prefix).recursive(true).await
         })? {
             Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound && Refusal::of_opendal(&e).is_none() => {
+                return Ok(Vec::new());
+            }
             Err(e) => return Err(map_service_err("list", e)),
         };
         let mut out = Vec::new();
