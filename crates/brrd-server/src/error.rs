@@ -91,6 +91,18 @@ pub enum Error {
     /// retrying. The detail is logged, never sent to clients.
     #[error("the repository store is unavailable; retry later")]
     StoreUnavailable(String),
+    /// The repository store refuses the server's requests for a reason the provider must fix
+    /// (credentials refused or without permission, a missing bucket): answered like an outage (503,
+    /// retryable once fixed) with what is wrong; the service's own answer is logged, never sent.
+    #[error("the repository store refuses the server's requests ({})", .refusal.describe())]
+    StoreRefused {
+        /// What is wrong.
+        refusal: brr_storage::Refusal,
+        /// The store's location (`store.url`, or the repository's place in it); not sent to clients.
+        location: String,
+        /// The service's answer, for the log.
+        detail: String,
+    },
     /// Configuration error (start-up only).
     #[error("configuration: {0}")]
     Config(String),
@@ -138,7 +150,7 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::Config(_) => "config",
             Error::BadPolicy(_) => "bad_policy",
-            Error::StoreUnavailable(_) => "store_unavailable",
+            Error::StoreUnavailable(_) | Error::StoreRefused { .. } => "store_unavailable",
             Error::Database(_)
             | Error::Migrate(_)
             | Error::Io(_)
@@ -168,10 +180,17 @@ impl Error {
         }
     }
 
-    /// Maps a store failure: a missing file is [`Error::NotFound`], a retryable one (timeout, outage)
+    /// Maps a store failure: a refusal the provider must fix (credentials, bucket)
+    /// [`Error::StoreRefused`], a missing file [`Error::NotFound`], a retryable one (timeout, outage)
     /// [`Error::StoreUnavailable`], anything else internal.
     pub fn storage(e: brr_storage::StorageError) -> Self {
-        if e.is_not_found() {
+        if let Some(refusal) = brr_storage::Refusal::of(&e) {
+            Error::StoreRefused {
+                refusal,
+                location: String::new(),
+                detail: e.to_string(),
+            }
+        } else if e.is_not_found() {
             Error::NotFound
         } else if e.is_retryable() {
             Error::StoreUnavailable(e.to_string())

@@ -188,6 +188,14 @@ async fn run(cli: Cli) -> brrd_server::Result<ExitCode> {
                 config.tls_cert = a.tls_cert;
                 config.tls_key = a.tls_key;
             }
+            // Refused credentials or a missing bucket stop the start (exit status 3); a store that
+            // does not answer yet is only a warning (requests answer 503 until it does).
+            match brrd_server::service::repos::store::check_store(&config.store_url()).await {
+                Err(brrd_server::Error::StoreUnavailable(detail)) => {
+                    tracing::warn!(error = %detail, "the repository store does not answer at start-up");
+                }
+                other => other?,
+            }
             let deps = brrd_server::server::default_deps(&config)?;
             let running = brrd_server::server::start(config, deps).await?;
             eprintln!(
@@ -332,6 +340,15 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(code) => code,
+        Err(brrd_server::Error::StoreRefused {
+            refusal, location, ..
+        }) => {
+            eprintln!(
+                "brrd: error[store_refused]: store.url {location}: {}",
+                refusal.describe()
+            );
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("brrd: error[{}]: {e}", e.code());
             ExitCode::from(2)

@@ -227,3 +227,54 @@ fn repo_reindex_reads_the_store() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("error[not_found]"));
 }
+
+/// `brrd serve` with its store on the test S3 server (`.ci/s3.sh`) and the given key: a refused
+/// secret or a missing bucket stops it at start-up with exit status 3 and one line naming the store
+/// and the problem, never the secret.
+#[test]
+fn serve_refuses_to_start_on_a_store_that_refuses_it() {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("BRR_TEST_S3_ENDPOINT") else {
+        eprintln!("notice: BRR_TEST_S3_ENDPOINT unset, skipping the S3 start-up check");
+        assert!(var("BRR_REQUIRE_S3").is_none(), "BRR_REQUIRE_S3 is set");
+        return;
+    };
+    let bucket = var("BRR_TEST_S3_BUCKET").unwrap();
+    let key = var("BRR_TEST_S3_ACCESS_KEY").unwrap();
+    let secret = var("BRR_TEST_S3_SECRET_KEY").unwrap();
+    let wrong = "f".repeat(64);
+    for (bucket, secret, needle) in [
+        (bucket.as_str(), wrong.as_str(), "access denied"),
+        (
+            "brr-no-such-bucket",
+            secret.as_str(),
+            "bucket does not exist",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("s3:{endpoint}/{bucket}/start-check");
+        let out = brrd(dir.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ops-listen",
+                "127.0.0.1:0",
+            ])
+            .env("BRRD_STORE__URL", &url)
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", var("BRR_TEST_S3_REGION").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("brrd: error[store_refused]"))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(line.contains(&url), "{line}");
+        assert!(line.contains(needle), "{line}");
+        assert!(!err.contains(secret), "{err}");
+    }
+}

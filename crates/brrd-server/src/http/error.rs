@@ -67,6 +67,10 @@ impl From<Error> for HttpError {
                 tracing::warn!(error = %detail, "repository store unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Error::StoreRefused { detail, .. } => {
+                tracing::error!(error = %detail, "repository store refuses the server's requests");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Config(_)
             | Error::Database(_)
             | Error::Migrate(_)
@@ -76,7 +80,7 @@ impl From<Error> for HttpError {
         };
         let retry_after_secs = match &e {
             Error::Locked { minutes } | Error::Throttled { minutes } => Some(minutes * 60),
-            Error::StoreUnavailable(_) => Some(30),
+            Error::StoreUnavailable(_) | Error::StoreRefused { .. } => Some(30),
             _ => None,
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -190,10 +194,38 @@ mod tests {
     }
 
     #[test]
+    fn a_refusing_store_is_a_503_that_says_what_is_wrong_without_the_answer() {
+        for (detail, needle) in [
+            (
+                "access denied: PermissionDenied at write, uri: http://10.0.0.9:3900/b/k => Forbidden",
+                "access denied",
+            ),
+            (
+                "no such bucket: NotFound at write, uri: http://10.0.0.9:3900/b/k => NoSuchBucket",
+                "bucket does not exist",
+            ),
+        ] {
+            let e = Error::storage(brr_storage::StorageError::Backend {
+                op: "write",
+                detail: detail.into(),
+            });
+            assert!(matches!(e, Error::StoreRefused { .. }), "{e:?}");
+            let h = HttpError::from(e);
+            assert_eq!(h.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(h.code(), "store_unavailable");
+            assert!(h.message.contains(needle), "{}", h.message);
+            assert!(!h.message.contains("10.0.0.9"), "{}", h.message);
+            assert!(!h.message.contains('\n'));
+            let resp = h.into_response();
+            assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
+        }
+    }
+
+    #[test]
     fn other_store_failures_stay_internal_and_missing_files_are_404() {
         let broken = Error::storage(brr_storage::StorageError::Backend {
             op: "write",
-            detail: "AccessDenied".into(),
+            detail: "unexpected response: 501 Not Implemented".into(),
         });
         assert_eq!(
             HttpError::from(broken).status(),

@@ -124,6 +124,60 @@ impl Store {
     }
 }
 
+/// How long the start-up check of the store waits for answers.
+pub const START_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The start-up check of an S3 store (`brrd serve`): lists, writes and removes a probe file under
+/// `<base>/brrd-start-check/`, so that refused credentials, missing permissions or a missing bucket
+/// stop the server with [`Error::StoreRefused`] naming the location, instead of failing every upload
+/// later. A store that does not answer within [`START_CHECK_TIMEOUT`] is
+/// [`Error::StoreUnavailable`] (the caller decides whether to start anyway). Folder stores are
+/// checked by their first use.
+pub async fn check_store(base: &str) -> Result<()> {
+    if !base.starts_with("s3:") {
+        return Ok(());
+    }
+    let location = base.to_string();
+    // A random name: several nodes sharing the store may start at once.
+    let probe_name = uuid::Uuid::new_v4().simple().to_string();
+    let backend = open_url_at(base, "brrd-start-check")
+        .map_err(|e| Error::Config(format!("store.url: {e}")))?;
+    let probe = tokio::task::spawn_blocking(move || {
+        backend.list(brr_storage::FileKind::Lock)?;
+        backend.write(
+            brr_storage::FileKind::Lock,
+            &probe_name,
+            b"brrd start-up check",
+        )?;
+        backend.remove(brr_storage::FileKind::Lock, &probe_name)
+    });
+    let outcome = tokio::time::timeout(START_CHECK_TIMEOUT, probe)
+        .await
+        .map_err(|_| {
+            Error::StoreUnavailable(format!(
+                "{location}: no answer within {} s",
+                START_CHECK_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(Error::internal)?;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(e) => Err(match Error::storage(e) {
+            Error::StoreRefused {
+                refusal, detail, ..
+            } => Error::StoreRefused {
+                refusal,
+                location,
+                detail,
+            },
+            Error::StoreUnavailable(detail) => {
+                Error::StoreUnavailable(format!("{location}: {detail}"))
+            }
+            other => other,
+        }),
+    }
+}
+
 /// Runs a blocking storage call on the blocking pool.
 pub async fn blocking<T, F>(f: F) -> Result<T>
 where
