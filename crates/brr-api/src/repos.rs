@@ -157,6 +157,26 @@ pub struct CompanyUsage {
     pub dedup_ratio: f64,
     /// Each repository with its usage.
     pub repositories: Vec<Repository>,
+    /// The company's most recent failed backup (docs/server-repositories.md §5), if any.
+    #[serde(default)]
+    pub last_failed_backup: Option<FailedBackup>,
+}
+
+/// A failed backup, judged by the server without the key: a backup session that ended or expired
+/// without a snapshot, or a snapshot upload refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailedBackup {
+    /// The repository.
+    pub repo_id: String,
+    /// `expired`, `ended_without_snapshot`, `missing_blobs` or `quota_exceeded`.
+    pub reason: String,
+    /// Who ran it (`agent:<id>` or `user:<id>`).
+    pub principal: String,
+    /// The host name of its backup lock, when one was open.
+    pub hostname: Option<String>,
+    /// When the server judged it failed (Unix ms).
+    pub at: i64,
 }
 
 /// `POST /agents/enroll` (authenticated with a company API key).

@@ -165,6 +165,10 @@ async fn metrics_text(State(st): State<OpsState>) -> Response {
         Ok(gauges) => text.push_str(&render_quota(&gauges)),
         Err(e) => tracing::warn!(error = %e, "quota gauges unavailable"),
     }
+    match st.svc.backup_failure_counts().await {
+        Ok(counts) => text.push_str(&crate::service::backups::render_failures(&counts)),
+        Err(e) => tracing::warn!(error = %e, "failed-backup counts unavailable"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -234,6 +234,14 @@ pub async fn put_file(
             }
         }
     }
+    // Backup sessions and failed backups (service::backups); never fail the upload.
+    match (&r, kind) {
+        (Ok(_), brr_storage::FileKind::Lock) => st.svc.backup_lock_stored(&ctx, &repo, &name).await,
+        (Err(e), brr_storage::FileKind::Snapshot) => {
+            st.svc.backup_snapshot_refused(&ctx, &repo, e).await;
+        }
+        _ => {}
+    }
     Ok(if r?.created {
         StatusCode::CREATED
     } else {
@@ -259,6 +267,9 @@ pub async fn delete_file(
         st.metrics.record_refusal(reason);
     }
     r?;
+    if kind == brr_storage::FileKind::Lock {
+        st.svc.backup_lock_deleted(&ctx, &repo, &name).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -53,7 +53,11 @@ impl Service {
             return Err(Error::Forbidden);
         };
         let name = check_name("agent name", name)?;
-        if let Err(e) = self.check_quota_agents(company_id).await {
+        // The count and the insert run in one transaction holding the company's quota row, so
+        // concurrent enrolments never pass the limit together.
+        let (mut tx, quota) = self.quota_tx(company_id).await?;
+        if let Err(e) = Self::check_agents_in(&mut tx, company_id, quota.max_agents).await {
+            tx.rollback().await?;
             self.record(
                 ctx,
                 Some(company_id),
@@ -76,8 +80,9 @@ impl Service {
         .bind(key_id)
         .bind(self.now())
         .bind(sha256_hex(secret.as_bytes()))
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.record(
             ctx,
             Some(company_id),

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod agents;
 pub mod auth;
+pub mod backups;
 pub mod codes;
 pub mod companies;
 pub mod directory;

@@ -21,6 +21,53 @@ pub struct QuotaGauge {
     pub max_stored_bytes: Option<u64>,
 }
 
+/// How long a snapshot reservation counts at most (an upload that takes longer has died): twice the
+/// longest upload a default configuration allows.
+const RESERVATION_TTL_MS: i64 = 2 * 3600 * 1000;
+
+/// The one-line refusal of a snapshot past the limit.
+fn snapshot_refusal(stored: u64, pending: u64, max: u64) -> String {
+    let pending = if pending > 0 {
+        format!(" (and {pending} being uploaded)")
+    } else {
+        String::new()
+    };
+    format!("snapshot quota exceeded: {stored} of {max} snapshots stored{pending}")
+}
+
+/// A snapshot upload's place under its company's snapshot limit ([`Service::reserve_snapshot`]);
+/// dropping it removes the reservation in the background (once the snapshot is recorded it no longer
+/// counts anyway, and a reservation left by a crash stops counting after a while).
+#[derive(Debug)]
+pub struct SnapshotSlot {
+    held: Option<(sqlx::AnyPool, String)>,
+}
+
+impl SnapshotSlot {
+    fn none() -> Self {
+        SnapshotSlot { held: None }
+    }
+}
+
+impl Drop for SnapshotSlot {
+    fn drop(&mut self) {
+        let Some((pool, id)) = self.held.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
+                    .bind(&id)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot remove a snapshot quota reservation");
+                }
+            });
+        }
+    }
+}
+
 fn to_i64(v: Option<u64>, what: &str) -> Result<Option<i64>> {
     v.map(|n| i64::try_from(n).map_err(|_| Error::invalid(format!("{what} is too large"))))
         .transpose()
@@ -186,28 +233,113 @@ impl Service {
         Ok(reservation)
     }
 
-    /// Refuses one more snapshot past the company's limit.
-    pub async fn check_quota_snapshots(&self, company_id: &str) -> Result<()> {
-        if let Some(max) = self.load_quota(company_id).await?.max_snapshots {
-            let used = self.company_snapshots(company_id).await?;
-            if used >= max {
-                return Err(Error::QuotaExceeded(format!(
-                    "snapshot quota exceeded: {used} of {max} snapshots stored"
-                )));
-            }
+    /// Starts a transaction that holds the company's quota row and reads the limits inside it. Quota
+    /// checks of one company then run one at a time — a row lock on PostgreSQL (a second checker's
+    /// update waits for the first to commit, and its next statement sees what the first inserted),
+    /// the database write lock on SQLite — so a count and the insert it allows never interleave with
+    /// another check's. Without a quota row there is no limit and nothing is held.
+    pub(crate) async fn quota_tx(
+        &self,
+        company_id: &str,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Quota)> {
+        let mut tx = self.db.pool.begin().await?;
+        let held =
+            sqlx::query("UPDATE company_quotas SET updated_at = updated_at WHERE company_id = $1")
+                .bind(company_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if held == 0 {
+            return Ok((tx, Quota::default()));
         }
-        Ok(())
+        let (b, s, a): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT max_stored_bytes, max_snapshots, max_agents FROM company_quotas WHERE company_id = $1",
+        )
+        .bind(company_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let quota = Quota {
+            max_stored_bytes: to_u64(b),
+            max_snapshots: to_u64(s),
+            max_agents: to_u64(a),
+        };
+        Ok((tx, quota))
     }
 
-    /// Refuses one more agent past the company's limit.
-    pub async fn check_quota_agents(&self, company_id: &str) -> Result<()> {
-        if let Some(max) = self.load_quota(company_id).await?.max_agents {
-            let used = self.company_agents(company_id).await?;
-            if used >= max {
-                return Err(Error::QuotaExceeded(format!(
-                    "agent quota exceeded: {used} of {max} agents enrolled"
-                )));
-            }
+    /// Reserves a place for snapshot `snapshot_id` of repository `repo_id` under the company's
+    /// snapshot limit, counting recorded snapshots and the uploads holding a reservation (exact under
+    /// concurrency, also across brrd nodes sharing a database). Hold the slot until the snapshot is
+    /// recorded: from then on the record counts instead of the reservation.
+    pub async fn reserve_snapshot(
+        &self,
+        company_id: &str,
+        repo_id: &str,
+        snapshot_id: &str,
+    ) -> Result<SnapshotSlot> {
+        let (mut tx, quota) = self.quota_tx(company_id).await?;
+        let Some(max) = quota.max_snapshots else {
+            tx.rollback().await?;
+            return Ok(SnapshotSlot::none());
+        };
+        let now = self.now();
+        let oldest = now.saturating_sub(RESERVATION_TTL_MS);
+        sqlx::query("DELETE FROM quota_reservations WHERE company_id = $1 AND created_at < $2")
+            .bind(company_id)
+            .bind(oldest)
+            .execute(&mut *tx)
+            .await?;
+        let (stored, pending): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM repo_snapshots s JOIN repositories r ON r.id = s.repo_id WHERE r.company_id = $1),              (SELECT COUNT(*) FROM quota_reservations q WHERE q.company_id = $1 AND NOT EXISTS               (SELECT 1 FROM repo_snapshots s WHERE s.repo_id = q.repo_id AND s.snapshot_id = q.snapshot_id))",
+        )
+        .bind(company_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (stored, pending) = (
+            to_u64(Some(stored)).unwrap_or(0),
+            to_u64(Some(pending)).unwrap_or(0),
+        );
+        if stored.saturating_add(pending) >= max {
+            tx.rollback().await?;
+            return Err(Error::QuotaExceeded(snapshot_refusal(stored, pending, max)));
+        }
+        let id = self.new_id();
+        sqlx::query(
+            "INSERT INTO quota_reservations (id, company_id, repo_id, snapshot_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(company_id)
+        .bind(repo_id)
+        .bind(snapshot_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SnapshotSlot {
+            held: Some((self.db.pool.clone(), id)),
+        })
+    }
+
+    /// Counts the company's unrevoked agents inside a [`Service::quota_tx`] transaction and refuses
+    /// one more past `max`.
+    pub(crate) async fn check_agents_in(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        company_id: &str,
+        max: Option<u64>,
+    ) -> Result<()> {
+        let Some(max) = max else {
+            return Ok(());
+        };
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM agents WHERE company_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(company_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let used = to_u64(Some(n)).unwrap_or(0);
+        if used >= max {
+            return Err(Error::QuotaExceeded(format!(
+                "agent quota exceeded: {used} of {max} agents enrolled"
+            )));
         }
         Ok(())
     }
@@ -232,6 +364,7 @@ impl Service {
             logical_bytes: logical,
             dedup_ratio: dedup_ratio(logical, packs),
             repositories,
+            last_failed_backup: self.last_failed_backup(company_id).await?,
         })
     }
 

@@ -110,6 +110,8 @@ pub struct Pass {
     pub ran: Vec<(String, &'static str)>,
     /// Jobs that failed, as (repository id, job, message).
     pub failed: Vec<(String, &'static str, String)>,
+    /// Backup sessions ended because their lock was not refreshed in time (`crate::service::backups`).
+    pub sessions_expired: u64,
 }
 
 /// Whether a job last run at `last` (Unix ms) is due at `now` every `every_secs` (0: never).
@@ -178,6 +180,11 @@ pub async fn run_due(svc: &Arc<Service>, stop: &AtomicBool) -> Result<Pass> {
     .await?;
     let config = &svc.config.maintenance;
     let mut pass = Pass::default();
+    // Backup sessions first: cheap, and independent of the repositories' jobs.
+    match svc.expire_backup_sessions().await {
+        Ok(n) => pass.sessions_expired = n,
+        Err(e) => tracing::error!(error = %e, "cannot judge expired backup sessions"),
+    }
     for row in rows {
         if stop.load(Ordering::SeqCst) {
             break;

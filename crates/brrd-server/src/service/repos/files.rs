@@ -240,10 +240,15 @@ impl Service {
             Parsed::Snapshot { .. } => Some(self.sweep_exclusion(&row.id).await?),
             _ => None,
         };
+        // Held until the snapshot is recorded: exact snapshot quotas under concurrency.
+        let mut _snapshot_slot = None;
         match &parsed {
             Parsed::Snapshot { refs, .. } => {
                 snapshot_bytes = self.check_refs(&row.id, refs).await?;
-                self.check_quota_snapshots(&row.company_id).await?;
+                _snapshot_slot = Some(
+                    self.reserve_snapshot(&row.company_id, &row.id, name)
+                        .await?,
+                );
             }
             Parsed::Index { supersedes, packs } if row.append_only_now(self.now()) => {
                 self.check_append_only_index(&backend, supersedes, packs)
