@@ -2,7 +2,8 @@
 //! tag inside it, stored in `repo_retention`; applied after each committed snapshot and on a schedule
 //! with `brr_engine::keyless::retention::plan_for` over the snapshots' header times (UTC periods).
 //!
-//! Plan, then apply: the plan is computed from the stored snapshot files; selected snapshots are
+//! Plan, then apply: the plan is computed from the database's record of the snapshots (header time
+//! and source tag per snapshot, `repo_snapshots`; no snapshot file is read); selected snapshots are
 //! deleted through [`RecordedBackend`] (unrecorded first, removed second), each deletion audited as
 //! `system`. In a repository that is append-only at that moment a selected snapshot is only *marked*
 //! (`repo_retention_marks`) and deleted by a later run once `delete_delay_secs` has passed since the
@@ -14,10 +15,10 @@ use std::sync::Arc;
 use brr_api::maintenance::{RetentionPolicies, RetentionPolicy, RetentionReport};
 use brr_core::id::SnapshotId;
 use brr_core::retention::RetentionPolicy as CorePolicy;
-use brr_engine::keyless::KeylessRepo;
 use brr_engine::keyless::retention::{
     Grouping, KeylessRetentionOptions, plan_for, remove_snapshots,
 };
+use brr_engine::keyless::{KeylessRepo, PublicSnapshot};
 
 use super::maint::{Maintenance, RecordedBackend, SYSTEM};
 use super::rules::RepoOp;
@@ -271,27 +272,19 @@ impl Service {
             return Ok(RetentionReport::default());
         }
         let backend: Arc<dyn brr_storage::Backend> = Arc::new(RecordedBackend::new(self, row)?);
-        let b = backend.clone();
-        let (view, snapshots, unreadable) = blocking(move || {
-            let view = match KeylessRepo::open(b) {
-                Ok(v) => v,
-                Err(brr_engine::EngineError::RepositoryNotFound { .. }) => return Ok(None),
-                Err(e) => return Err(Error::Storage(e.to_string())),
-            };
-            let (mut good, bad) = view
-                .snapshots_lenient()
-                .map_err(|e| Error::Storage(e.to_string()))?;
-            for s in &mut good {
-                s.refs = Vec::new();
-            }
-            Ok(Some((view, good, bad)))
+        // Only the config is read from the store (deletions go through the view); the snapshots'
+        // times and source tags come from the record.
+        let view = blocking(move || match KeylessRepo::open(backend) {
+            Ok(v) => Ok(Some(v)),
+            Err(brr_engine::EngineError::RepositoryNotFound { .. }) => Ok(None),
+            Err(brr_engine::EngineError::Storage(e)) => Err(Error::storage(e)),
+            Err(e) => Err(Error::Storage(e.to_string())),
         })
-        .await?
-        .map(|(v, g, b)| (Some(v), g, b))
-        .unwrap_or((None, Vec::new(), Vec::new()));
+        .await?;
         let Some(view) = view else {
             return Ok(RetentionReport::default());
         };
+        let (snapshots, unreadable) = self.recorded_snapshots(&row.id).await?;
         // Per-source policies take their sources out of the repository's policy.
         let overridden: HashSet<&str> = policies
             .iter()
@@ -395,6 +388,40 @@ impl Service {
             marked: mark,
             unreadable: unreadable.into_iter().map(|(n, _)| n).collect(),
         })
+    }
+
+    /// The repository's snapshots as recorded (`repo_snapshots`: header time and source tag, kept in
+    /// step with the store and rebuilt by `brrd repo reindex`), in the form the retention planner
+    /// takes; records whose snapshot ID does not decode are returned as unreadable.
+    async fn recorded_snapshots(
+        &self,
+        repo_id: &str,
+    ) -> Result<(Vec<PublicSnapshot>, Vec<(String, String)>)> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT snapshot_id, time, source FROM repo_snapshots WHERE repo_id = $1 ORDER BY time, snapshot_id",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut good = Vec::with_capacity(rows.len());
+        let mut bad = Vec::new();
+        for (id, time, source) in rows {
+            let parsed = SnapshotId::from_hex(&id)
+                .ok()
+                .zip(chrono::DateTime::from_timestamp_millis(time).map(|t| t.fixed_offset()));
+            match parsed {
+                Some((sid, time)) => good.push(PublicSnapshot {
+                    id: sid,
+                    size: 0,
+                    time,
+                    source,
+                    key_id: String::new(),
+                    refs: Vec::new(),
+                }),
+                None => bad.push((id, "recorded with an invalid ID or time".to_string())),
+            }
+        }
+        Ok((good, bad))
     }
 
     /// After a committed snapshot upload: applies retention in the background, never failing the
