@@ -15,6 +15,7 @@ mod lookup;
 mod maintenance;
 mod nodes;
 mod repos;
+mod robustness;
 mod s3_store;
 mod store_rules;
 mod transport;

@@ -30,16 +30,19 @@ const PASSWORD: &[u8] = b"repository password";
 
 /// One stored snapshot of the local repository.
 #[derive(Debug, Clone)]
-struct Snap {
-    id: String,
-    source: String,
-    time: DateTime<FixedOffset>,
-    bytes: Vec<u8>,
+pub(crate) struct Snap {
+    pub(crate) id: String,
+    pub(crate) source: String,
+    pub(crate) time: DateTime<FixedOffset>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// A repository with one backup per `(host, time)`, each adding 300 kB of new random data and
 /// dropping the previous backup's, so deleted snapshots leave packs nothing else references.
-fn build(dir: &Path, plan: &[(&str, DateTime<FixedOffset>)]) -> (Arc<LocalBackend>, Vec<Snap>) {
+pub(crate) fn build(
+    dir: &Path,
+    plan: &[(&str, DateTime<FixedOffset>)],
+) -> (Arc<LocalBackend>, Vec<Snap>) {
     build_sharing(dir, plan, 0)
 }
 
@@ -100,7 +103,7 @@ fn build_sharing(
     (backend, snaps)
 }
 
-fn day(d: u32, h: u32) -> DateTime<FixedOffset> {
+pub(crate) fn day(d: u32, h: u32) -> DateTime<FixedOffset> {
     Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0)
         .unwrap()
         .fixed_offset()
@@ -108,7 +111,12 @@ fn day(d: u32, h: u32) -> DateTime<FixedOffset> {
 
 /// Uploads everything but the snapshots, then the snapshots in time order, waiting for the
 /// retention each one starts.
-async fn upload_in_order(t: &TestServer, who: &Tenant, backend: &LocalBackend, snaps: &[Snap]) {
+pub(crate) async fn upload_in_order(
+    t: &TestServer,
+    who: &Tenant,
+    backend: &LocalBackend,
+    snaps: &[Snap],
+) {
     let mut files = local_files(backend);
     files.insert(FileKind::Snapshot, Vec::new());
     upload_all(t, who, &files, 0).await;
@@ -121,7 +129,7 @@ async fn upload_in_order(t: &TestServer, who: &Tenant, backend: &LocalBackend, s
     }
 }
 
-async fn stored_snapshots(t: &TestServer, who: &Tenant) -> BTreeSet<String> {
+pub(crate) async fn stored_snapshots(t: &TestServer, who: &Tenant) -> BTreeSet<String> {
     let (s, v) = t
         .get(
             &format!("/api/v1/repos/{}/files/snapshots", who.repo),
@@ -137,7 +145,7 @@ async fn stored_snapshots(t: &TestServer, who: &Tenant) -> BTreeSet<String> {
 }
 
 /// What `brr_core::retention` keeps of `snaps` (UTC periods).
-fn expected_keep(snaps: &[&Snap], policy: &RetentionPolicy) -> BTreeSet<String> {
+pub(crate) fn expected_keep(snaps: &[&Snap], policy: &RetentionPolicy) -> BTreeSet<String> {
     let items: Vec<RetentionItem<String>> = snaps
         .iter()
         .map(|s| RetentionItem::new(s.id.clone(), s.time.with_timezone(&Utc).naive_utc()))
@@ -151,7 +159,7 @@ fn expected_keep(snaps: &[&Snap], policy: &RetentionPolicy) -> BTreeSet<String> 
         .collect()
 }
 
-async fn put_retention(
+pub(crate) async fn put_retention(
     t: &TestServer,
     token: &str,
     repo: &str,
@@ -178,7 +186,7 @@ async fn audit_count(t: &TestServer, action: &str, outcome: &str) -> i64 {
     n
 }
 
-async fn row(t: &TestServer, repo: &str) -> RepoRow {
+pub(crate) async fn row(t: &TestServer, repo: &str) -> RepoRow {
     sqlx::query_as(
         "SELECT id, company_id, name, append_only, append_only_ends_at, delete_delay_secs, created_at, created_by FROM repositories WHERE id = $1",
     )
@@ -189,7 +197,7 @@ async fn row(t: &TestServer, repo: &str) -> RepoRow {
 }
 
 /// The scheduler is driven by the tests; tokens outlive the clock moves of a test.
-fn no_scheduler(c: &mut brrd_server::Config) {
+pub(crate) fn no_scheduler(c: &mut brrd_server::Config) {
     c.maintenance.enabled = false;
     c.access_token_ttl_secs = 3600;
     // These tests collect right after uploading; the grace period has its own test.
