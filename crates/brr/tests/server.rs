@@ -17,6 +17,8 @@ mod harness;
 mod flows;
 #[path = "server/kill.rs"]
 mod kill;
+#[path = "server/lookup.rs"]
+mod lookup;
 #[path = "server/maintenance.rs"]
 mod maintenance;
 #[path = "server/s3.rs"]

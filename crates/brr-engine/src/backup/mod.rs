@@ -78,6 +78,23 @@ pub struct BackupOptions {
 pub struct BackupOutcome {
     /// The committed snapshot.
     pub snapshot: Snapshot,
+    /// What the server's blob look-up saved, when the backend answers look-ups (`None` otherwise). Not
+    /// part of the snapshot's summary: the repository format does not record it.
+    pub lookup: Option<LookupSummary>,
+}
+
+/// What asking the server about new chunks saved a backup ([`saver::lookup`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LookupSummary {
+    /// Look-up requests made.
+    pub requests: u64,
+    /// Chunks new to the loaded index that were asked about.
+    pub blobs_asked: u64,
+    /// Of those, blobs the server already held (in a pack a stored index file lists): neither sealed
+    /// nor uploaded.
+    pub blobs_present: u64,
+    /// Plaintext bytes of those blobs.
+    pub bytes_present: u64,
 }
 
 struct FileJob {
@@ -267,7 +284,14 @@ pub fn backup(
         }
     };
     let counters = saver.counters.clone();
+    let lookup_counters = saver.lookup_counters.clone();
     saver.finish(repo.backend())?;
+    let lookup = lookup_counters.map(|c| LookupSummary {
+        requests: c.requests.load(Ordering::Relaxed),
+        blobs_asked: c.blobs_asked.load(Ordering::Relaxed),
+        blobs_present: c.blobs_present.load(Ordering::Relaxed),
+        bytes_present: c.bytes_present.load(Ordering::Relaxed),
+    });
     progress.finish();
 
     summary.data_blobs_added = counters.data_blobs.load(Ordering::Relaxed);
@@ -295,7 +319,7 @@ pub fn backup(
         .write(FileKind::Snapshot, &id.to_hex(), &bytes)?;
     session.release()?;
     let snapshot = repo.load_snapshot(id)?;
-    Ok(BackupOutcome { snapshot })
+    Ok(BackupOutcome { snapshot, lookup })
 }
 
 /// Removes `.` and `..` components lexically (sources are absolute).
@@ -724,3 +748,5 @@ fn scan_totals(sources: &[PathBuf], excludes: &Excludes, one_fs: bool) -> (u64, 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lookup;

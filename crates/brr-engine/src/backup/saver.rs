@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! file readers ──(new chunk)──▶ sealers (compress + encrypt, N threads) ──▶ packer ──▶ uploaders ──▶ storage
-//!                                                                              └── index checkpoints
+//!        └─▶ look-up (only on a server) ─┘                                     └── index checkpoints
 //! ```
+//! When the backend answers blob look-ups (a `brrd` server), new data chunks first pass a [`lookup`]
+//! stage that drops those the server already holds; on other backends that stage does not exist.
 //! Channels are bounded, so memory stays bounded however fast the readers are. The packer hands a full
 //! pack straight to the background uploader when it is idle (no queue between them) and otherwise
 //! uploads it itself, so two uploads overlap but at most two data packs are ever in memory. Chunk copies,
@@ -23,11 +25,13 @@ use brr_storage::{Backend, FileKind};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use parking_lot::Mutex;
 
+pub mod lookup;
 mod pool;
 
 use crate::error::{EngineError, Result};
 use crate::index::{Index, write_index_file};
 use crate::repo::Repository;
+pub use lookup::LookupCounters;
 pub use pool::BufferPool;
 
 /// Packs uploaded between index checkpoints.
@@ -88,15 +92,20 @@ pub struct Saver {
     index: Arc<Index>,
     seen: Mutex<HashSet<BlobId>>,
     seal_tx: Option<Sender<SealJob>>,
+    /// The look-up stage data chunks pass first, when the backend answers look-ups.
+    lookup: Option<lookup::Lookup>,
     threads: Vec<JoinHandle<Result<()>>>,
     uploaded: Arc<Mutex<Uploaded>>,
     pools: Arc<Pools>,
     /// What was saved.
     pub counters: Arc<SaveCounters>,
+    /// What the look-up stage found, when there is one.
+    pub lookup_counters: Option<Arc<LookupCounters>>,
 }
 
 impl Saver {
-    /// Starts the sealer, packer and uploader threads.
+    /// Starts the sealer, packer and uploader threads, and the look-up thread if the backend answers
+    /// blob look-ups.
     pub fn start(
         repo: &Arc<Repository>,
         index: Arc<Index>,
@@ -161,14 +170,29 @@ impl Saver {
                 Ok(())
             }));
         }
+        let (lookup, lookup_counters) = if repo.backend().lookup_blobs(&[])?.is_some() {
+            let c = Arc::new(LookupCounters::default());
+            let (stage, handle) = lookup::start(
+                repo.backend_arc(),
+                seal_tx.clone(),
+                pools.clone(),
+                c.clone(),
+            );
+            threads.push(handle);
+            (Some(stage), Some(c))
+        } else {
+            (None, None)
+        };
         Ok(Saver {
             index,
             seen: Mutex::new(HashSet::new()),
             seal_tx: Some(seal_tx),
+            lookup,
             threads,
             uploaded,
             pools,
             counters,
+            lookup_counters,
         })
     }
 
@@ -185,14 +209,15 @@ impl Saver {
         let tx = self.seal_tx.as_ref().ok_or(EngineError::Interrupted)?;
         let mut copy = self.pools.chunks.take();
         copy.extend_from_slice(data);
-        if tx
-            .send(SealJob {
-                blob_type,
-                id,
-                data: copy,
-            })
-            .is_err()
-        {
+        let job = SealJob {
+            blob_type,
+            id,
+            data: copy,
+        };
+        if let (Some(lookup), BlobType::Data) = (&self.lookup, blob_type) {
+            return lookup.send(job);
+        }
+        if tx.send(job).is_err() {
             // A worker stopped on an error; Saver::finish returns that error, and backup() prefers it.
             return Err(EngineError::Damaged("backup pipeline stopped".into()));
         }
@@ -203,6 +228,7 @@ impl Saver {
     /// backup's checkpoints). Returns the packs written.
     pub fn finish(mut self, backend: &dyn Backend) -> Result<Vec<IndexedPack>> {
         drop(self.seal_tx.take());
+        drop(self.lookup.take());
         let mut first_error = None;
         for t in self.threads.drain(..) {
             let r = t.join().unwrap_or_else(|_| {

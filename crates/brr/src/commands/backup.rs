@@ -56,6 +56,8 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
             "time": s.meta.time,
             "parent": s.meta.parent.map(|p: SnapshotId| p.to_hex()),
             "summary": sum,
+            // Blobs a server already held (null for repositories that do not answer look-ups).
+            "lookup": outcome.lookup,
         }));
     } else if !ctx.global.quiet {
         outln!(
@@ -74,6 +76,15 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
             human_bytes(sum.bytes_stored),
             sum.data_blobs_added + sum.tree_blobs_added
         );
+        if let Some(l) = &outcome.lookup {
+            outln!(
+                "server: {} of {} new chunks already stored ({}), not uploaded; {} look-ups",
+                l.blobs_present,
+                l.blobs_asked,
+                human_bytes(l.bytes_present),
+                l.requests
+            );
+        }
         let rate = if sum.duration_secs > 0.0 {
             sum.bytes_read as f64 / sum.duration_secs
         } else {
