@@ -233,6 +233,80 @@ async fn a_store_without_its_bucket_answers_503_saying_so() {
     }
 }
 
+/// Set in the child process of [`a_store_that_refuses_the_secret_answers_503_saying_so`]: the S3
+/// location whose credentials (`AWS_SECRET_ACCESS_KEY`, changed for the child only) are wrong.
+const WRONG_SECRET_CHILD: &str = "BRR_TEST_WRONG_SECRET_STORE";
+
+/// brrd reads S3 credentials from its environment, which a test cannot change for itself: the test
+/// runs itself again as a child process with a wrong `AWS_SECRET_ACCESS_KEY`, where an in-process
+/// server on the real S3 service meets the refusal at run time.
+#[tokio::test]
+async fn a_store_that_refuses_the_secret_answers_503_saying_so() {
+    const NAME: &str = "robustness::a_store_that_refuses_the_secret_answers_503_saying_so";
+    if let Some(location) = std::env::var_os(WRONG_SECRET_CHILD) {
+        refused_secret_at_run_time(&location.to_string_lossy()).await;
+        return;
+    }
+    let Some(Store::S3(location)) = crate::common::s3_store() else {
+        return;
+    };
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(WRONG_SECRET_CHILD, &location)
+        .env("AWS_SECRET_ACCESS_KEY", "0".repeat(64))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+}
+
+async fn refused_secret_at_run_time(location: &str) {
+    let endpoint = location
+        .trim_start_matches("s3:")
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string();
+    for db in backends() {
+        let t = start_server(
+            Setup {
+                db,
+                store: Store::S3(location.to_string()),
+            },
+            |_| {},
+        )
+        .await;
+        t.register_company("admin@a.example", "Company a", "DE-FRA")
+            .await;
+        let admin = t.login("admin@a.example").await;
+        // Creating a repository looks for its config in the store: refused, so nothing is recorded.
+        let (s, v) = t
+            .post("/api/v1/repos", Some(&admin), json!({"name": "main"}))
+            .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        assert_eq!(v["error"]["code"], "store_unavailable");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("refuses the server's requests (access denied"),
+            "{m}"
+        );
+        for secret in [endpoint.as_str(), "PermissionDenied", &"0".repeat(64)] {
+            assert!(!m.contains(secret), "{m}");
+        }
+        let (s, list) = t.get("/api/v1/repos", &admin).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(list, json!([]));
+        let m = metrics(&t).await;
+        assert!(
+            m.contains("brrd_http_responses_total{class=\"5xx\"} 1\n"),
+            "{m}"
+        );
+        t.running.shutdown().await;
+    }
+}
+
 fn failures(m: &str, reason: &str) -> u64 {
     let prefix = format!("brrd_backups_failed_total{{reason=\"{reason}\"}} ");
     m.lines()
