@@ -54,7 +54,9 @@ pub struct RetentionReport {
     pub deleted: Vec<String>,
     /// Snapshots newly marked for deletion after `delete_delay_secs` (append-only repositories).
     pub marked: Vec<String>,
-    /// Snapshot files that could not be read or parsed: neither kept nor deleted.
+    /// Snapshots whose record could not be used (an ID or time that does not decode): neither kept
+    /// nor deleted. Retention plans from the database's record, so a damaged snapshot file is found
+    /// by a scrub or `brrd repo reindex`, not here.
     pub unreadable: Vec<String>,
 }
 

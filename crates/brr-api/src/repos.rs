@@ -157,7 +157,7 @@ pub struct CompanyUsage {
     pub dedup_ratio: f64,
     /// Each repository with its usage.
     pub repositories: Vec<Repository>,
-    /// The company's most recent failed backup (docs/server-repositories.md §5), if any.
+    /// The company's most recent failed backup (docs/server-repositories.md §6), if any.
     #[serde(default)]
     pub last_failed_backup: Option<FailedBackup>,
 }

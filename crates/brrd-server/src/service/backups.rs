@@ -1,4 +1,4 @@
-//! Failed backups, judged without the key from what the server sees (docs/server-repositories.md §5).
+//! Failed backups, judged without the key from what the server sees (docs/server-repositories.md §6).
 //!
 //! A **backup session** is a lock file whose cleartext says `kind: shared, purpose: backup`, from the
 //! first time brrd stores it (`repo_backup_sessions.started_at`, the uploader as principal, the lock's
