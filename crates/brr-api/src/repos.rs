@@ -115,7 +115,8 @@ pub struct BlobLookup {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlobPresence {
-    /// Whether the repository holds each blob in a stored pack no GC record condemns.
+    /// Whether the repository holds each blob in a stored pack that a stored index file lists and no
+    /// GC record condemns (what a backup may deduplicate against).
     pub present: Vec<bool>,
 }
 

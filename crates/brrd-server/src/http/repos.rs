@@ -276,7 +276,9 @@ pub async fn delete_file(
 #[utoipa::path(post, path = "/api/v1/repos/{repo}/blobs/lookup", tag = "repositories", security(("bearer" = [])),
     params(("repo" = String, Path)), request_body = BlobLookup,
     responses((status = 200, body = BlobPresence), (status = 400, body = brr_api::ErrorBody)))]
-/// Which of up to 10 000 blobs the repository holds in packs no GC record condemns.
+/// Which of up to 10 000 blobs the repository holds in indexed packs no GC record condemns.
+///
+/// A pack counts once a stored index file lists it (docs/server-repositories.md §5).
 pub async fn lookup_blobs(
     State(st): State<AppState>,
     ctx: Ctx,
