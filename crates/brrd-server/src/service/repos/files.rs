@@ -306,6 +306,11 @@ impl Service {
     /// record may reference blobs of packs condemned after it loaded the index; the sweep keeps them);
     /// returns the sum of their stored lengths.
     async fn check_refs(&self, repo_id: &str, refs: &[String]) -> Result<u64> {
+        let (held, bytes) = self.stored_refs_total(repo_id, refs).await?;
+        if held == refs.len() {
+            return Ok(bytes);
+        }
+        // Some are missing: name them (one row per held blob, only on this refusal path).
         let found = self.stored_blobs(repo_id, refs).await?;
         let missing: Vec<&String> = refs.iter().filter(|r| !found.contains_key(*r)).collect();
         if !missing.is_empty() {

@@ -20,6 +20,9 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Snapshot references per query of the snapshot check: each query answers one aggregate row.
+const REFS_PER_QUERY: usize = 4000;
+
 /// Pack IDs per insert into `repo_index_packs`.
 const PACKS_PER_INSERT: usize = 200;
 
@@ -49,6 +52,34 @@ async fn record_index_packs(
 }
 
 impl Service {
+    /// How many of `refs` (unique blob IDs) a recorded pack of the repository holds, condemned or not
+    /// (what a snapshot may reference, as [`Service::stored_blobs`]), and the sum of the smallest
+    /// stored length of each: the snapshot check as one aggregate row per [`REFS_PER_QUERY`]
+    /// references instead of one row per blob.
+    pub(crate) async fn stored_refs_total(
+        &self,
+        repo_id: &str,
+        refs: &[String],
+    ) -> Result<(usize, u64)> {
+        let (mut found, mut bytes) = (0usize, 0u64);
+        for batch in refs.chunks(REFS_PER_QUERY) {
+            let sql = format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(t.len), 0) AS BIGINT) FROM \
+                 (SELECT MIN(stored_len) AS len FROM repo_blobs WHERE repo_id = $1 AND blob_id IN ({}) \
+                 GROUP BY blob_id) t",
+                placeholders(2, batch.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).bind(repo_id);
+            for id in batch {
+                q = q.bind(id);
+            }
+            let (n, len) = q.fetch_one(&self.db.pool).await?;
+            found += usize::try_from(n).unwrap_or(0);
+            bytes += u64::try_from(len).unwrap_or(0);
+        }
+        Ok((found, bytes))
+    }
+
     /// Blobs of `ids` a client may deduplicate against (the blob look-up): held by a recorded pack
     /// that a stored index file lists and no GC record condemns, with the smallest stored length of
     /// each. A pack no stored index lists (a backup still running, or one that died) does not count: a
