@@ -1,15 +1,16 @@
 //! [`Client`]: blocking HTTPS requests to one `brrd`, with its credential, retries and error mapping.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::blocking::Client as Http;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use std::sync::Mutex;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::credentials::{CredentialStore, Entry};
+use crate::transport::{Settings, Transport};
 use crate::url::ServerUrl;
 use crate::{ClientError, tls};
 
@@ -150,11 +151,13 @@ type Sleeper = Arc<dyn Fn(Duration) + Send + Sync>;
 /// A blocking HTTPS client of one server. `Send + Sync`: any number of threads share one.
 pub struct Client {
     base: ServerUrl,
-    http: Http,
+    http: Transport,
     credential: Credential,
     session: Mutex<SessionTokens>,
     retry: RetryPolicy,
     sleep: Sleeper,
+    /// Requests sent (every attempt, refreshes included).
+    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -174,16 +177,15 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client, ClientError> {
         let tls = tls::client_config(options.ca_cert.as_deref())?;
-        let http = Http::builder()
-            .use_preconfigured_tls(tls)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            .user_agent(concat!("brr/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Tls {
-                server: server.to_string(),
-                detail: crate::one_line_error(&e),
-            })?;
+        let http = Transport::new(Settings {
+            tls,
+            connect_timeout: options.connect_timeout,
+            timeout: options.timeout,
+        })
+        .map_err(|detail| ClientError::Tls {
+            server: server.to_string(),
+            detail,
+        })?;
         let mut tokens = SessionTokens::default();
         if let Credential::Session { store } = &credential {
             let entry = store.get(server.as_str())?.unwrap_or_default();
@@ -203,6 +205,7 @@ impl Client {
             session: Mutex::new(tokens),
             retry: options.retry,
             sleep: Arc::new(std::thread::sleep),
+            requests: AtomicU64::new(0),
         })
     }
 
@@ -215,6 +218,11 @@ impl Client {
     /// The server URL.
     pub fn server(&self) -> &ServerUrl {
         &self.base
+    }
+
+    /// HTTP requests sent so far: every attempt of every request, session refreshes included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     fn bearer(&self) -> Option<(Zeroizing<String>, u64)> {
@@ -289,7 +297,7 @@ impl Client {
 
     fn send_once(&self, req: &Request<'_>, bearer: Option<&str>) -> Result<Reply, ClientError> {
         let url = format!("{}{}", self.base.as_str(), req.path);
-        let mut rb = self.http.request(req.method.clone(), &url);
+        let mut headers = HeaderMap::new();
         if let Some(token) = bearer {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                 ClientError::Unauthorized {
@@ -298,30 +306,33 @@ impl Client {
                 }
             })?;
             value.set_sensitive(true);
-            rb = rb.header(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, value);
         }
         if let Some(range) = &req.range {
-            rb = rb.header(reqwest::header::RANGE, range.as_str());
+            let value = HeaderValue::from_str(range).map_err(|e| self.protocol(e))?;
+            headers.insert(reqwest::header::RANGE, value);
         }
-        if let Some((body, content_type)) = req.body {
-            rb = rb.header(CONTENT_TYPE, content_type).body(body.to_vec());
-        }
-        let resp = rb.send().map_err(|e| self.transport_error(&e))?;
-        let status = resp.status().as_u16();
-        let content_length = resp
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body = if req.method == Method::HEAD {
-            Vec::new()
-        } else {
-            resp.bytes().map_err(|e| self.transport_error(&e))?.to_vec()
-        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let answer = self
+            .http
+            .exchange(req.method.clone(), &url, headers, req.body)
+            .map_err(|e| self.transport_error(&e))?;
+        tracing::debug!(
+            target: "brr_client::http",
+            method = %req.method,
+            path = %req.path,
+            range = req.range.as_deref().unwrap_or(""),
+            status = answer.status,
+            sent = req.body.map_or(0, |(b, _)| b.len()),
+            received = answer.body.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
         Ok(Reply {
-            status,
-            content_length,
-            body,
+            status: answer.status,
+            content_length: answer.content_length,
+            body: answer.body,
             attempts: 1,
         })
     }

@@ -40,6 +40,7 @@ mod client;
 mod credentials;
 mod error;
 mod tls;
+mod transport;
 mod url;
 
 #[cfg(test)]
