@@ -343,10 +343,12 @@ fn main() -> ExitCode {
         Err(brrd_server::Error::StoreRefused {
             refusal, location, ..
         }) => {
-            eprintln!(
-                "brrd: error[store_refused]: store.url {location}: {}",
-                refusal.describe()
-            );
+            let at = if location.is_empty() {
+                String::new()
+            } else {
+                format!("store.url {location}: ")
+            };
+            eprintln!("brrd: error[store_refused]: {at}{}", refusal.describe());
             ExitCode::from(3)
         }
         Err(e) => {

@@ -386,3 +386,29 @@ impl Service {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_refusals_give_stored_pending_and_limit_in_one_line() {
+        assert_eq!(
+            snapshot_refusal(3, 0, 3),
+            "snapshot quota exceeded: 3 of 3 snapshots stored"
+        );
+        let m = snapshot_refusal(1, 2, 3);
+        assert_eq!(
+            m,
+            "snapshot quota exceeded: 1 of 3 snapshots stored (and 2 being uploaded)"
+        );
+        assert!(!m.contains('\n'));
+    }
+
+    #[test]
+    fn a_slot_without_a_quota_holds_nothing() {
+        let slot = SnapshotSlot::none();
+        assert!(slot.held.is_none());
+        drop(slot);
+    }
+}

@@ -364,7 +364,10 @@ impl Service {
             blocking(move || {
                 remove_snapshots(&v, &[id])
                     .map(|_| ())
-                    .map_err(|e| Error::Storage(e.to_string()))
+                    .map_err(|e| match e {
+                        brr_engine::EngineError::Storage(e) => Error::storage(e),
+                        e => Error::Storage(e.to_string()),
+                    })
             })
             .await?;
             Maintenance::add(&self.maintenance.counters.retention_deletions, 1);
