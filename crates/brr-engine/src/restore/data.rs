@@ -1,17 +1,19 @@
 //! Writing file content, pack by pack.
 //!
 //! Every needed data blob is assigned to one pack location; each pack's needed blobs are read with as few
-//! range reads as possible (nearby blobs coalesced), then every blob is decrypted and verified once and
-//! written with positional writes to every file and offset that uses it. Workers take whole packs from a
-//! shared queue, so memory stays at about one read range per worker. A blob that cannot be read,
-//! decrypted or verified from any of its locations is never written: its ranges stay zero (or holes) and
-//! are recorded as damage.
+//! range reads as possible (neighbours coalesced, a long span cut into near-equal reads of at most
+//! [`MAX_RANGE`]), then every blob is decrypted and verified once and written with positional writes to
+//! every file and offset that uses it. Reading and writing overlap: reader threads fetch ranges in plan
+//! order (more of them than writers, so a remote repository's round trips hide behind the work) and
+//! hand them to the writer threads through a short queue, so memory stays at a few ranges per thread.
+//! A blob that cannot be read, decrypted or verified from any of its locations is never written: its
+//! ranges stay zero (or holes) and are recorded as damage.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use brr_core::blob::BlobType;
 use brr_core::id::BlobId;
@@ -27,8 +29,13 @@ use crate::repo::Repository;
 
 /// Blobs closer than this in a pack are read with one request (the gap is read and dropped).
 const MAX_GAP: u64 = 1024 * 1024;
-/// Largest coalesced read; a single larger blob is read alone.
-const MAX_RANGE: u64 = 16 * 1024 * 1024;
+/// Largest coalesced read; a single larger blob is read alone. A longer span is cut into near-equal
+/// reads (a 17 MiB pack: three reads of about 5.7 MiB, not 8 + 8 + 1).
+const MAX_RANGE: u64 = 8 * 1024 * 1024;
+/// Reads in flight beyond the writer threads (they wait for the repository, not for the CPU).
+const EXTRA_READERS: usize = 2;
+/// Ranges read and waiting for a writer.
+const QUEUED_RANGES: usize = 1;
 /// Files a worker keeps open at once (packs of small files touch thousands).
 const MAX_OPEN: usize = 64;
 /// Granularity of hole detection in sparse files.
@@ -141,8 +148,58 @@ struct Writer<'a> {
     fatal: Mutex<Option<EngineError>>,
 }
 
-/// Writes the content of `files` (file-state index, chunks) with `threads` workers. Returns the damage
-/// found; an error only for failures writing the target (disk full, permissions), which stop the restore.
+/// The bytes of a range read, or why they could not be read.
+type ReadResult = std::result::Result<Vec<u8>, String>;
+
+/// One coalesced read of a pack and the blobs it covers.
+#[derive(Debug)]
+struct RangeJob<'j> {
+    pack: u32,
+    start: u64,
+    end: u64,
+    blobs: &'j [BlobJob],
+}
+
+/// Cuts the blobs of one pack (sorted by offset) into reads, as `[first, last)` positions: blobs less than
+/// [`MAX_GAP`] apart share a read; a run longer than [`MAX_RANGE`] is cut into near-equal reads.
+fn coalesce(blobs: &[BlobJob]) -> Vec<(usize, usize)> {
+    let span = |a: &BlobJob, b: &BlobJob| {
+        u64::from(b.entry.offset) + u64::from(b.entry.length) - u64::from(a.entry.offset)
+    };
+    let mut out = Vec::new();
+    let mut run_start = 0;
+    while run_start < blobs.len() {
+        // A run: neighbours less than MAX_GAP apart.
+        let mut run_end = run_start + 1;
+        let mut reach =
+            u64::from(blobs[run_start].entry.offset) + u64::from(blobs[run_start].entry.length);
+        while run_end < blobs.len() && u64::from(blobs[run_end].entry.offset) <= reach + MAX_GAP {
+            let e = &blobs[run_end].entry;
+            reach = reach.max(u64::from(e.offset) + u64::from(e.length));
+            run_end += 1;
+        }
+        let total = reach - u64::from(blobs[run_start].entry.offset);
+        let pieces = total.div_ceil(MAX_RANGE).max(1);
+        let target = total.div_ceil(pieces);
+        let mut first = run_start;
+        for k in run_start + 1..run_end {
+            // The piece so far reached its share, or this blob would take it past a whole read.
+            if span(&blobs[first], &blobs[k - 1]) >= target
+                || span(&blobs[first], &blobs[k]) > MAX_RANGE
+            {
+                out.push((first, k));
+                first = k;
+            }
+        }
+        out.push((first, run_end));
+        run_start = run_end;
+    }
+    out
+}
+
+/// Writes the content of `files` (file-state index, chunks) with `threads` writer threads. Returns the
+/// damage found; an error only for failures writing the target (disk full, permissions), which stop the
+/// restore.
 pub(super) fn write_content(
     repo: &Repository,
     index: &Index,
@@ -164,23 +221,63 @@ pub(super) fn write_content(
     for d in missing {
         w.damaged(d);
     }
-    let queue = Mutex::new(jobs.into_iter());
+    let ranges: Vec<RangeJob<'_>> = jobs
+        .iter()
+        .flat_map(|job| {
+            coalesce(&job.blobs)
+                .into_iter()
+                .map(move |(a, b)| RangeJob {
+                    pack: job.pack,
+                    start: u64::from(job.blobs[a].entry.offset),
+                    end: job.blobs[a..b]
+                        .iter()
+                        .map(|x| u64::from(x.entry.offset) + u64::from(x.entry.length))
+                        .max()
+                        .unwrap_or(0),
+                    blobs: &job.blobs[a..b],
+                })
+        })
+        .collect();
+    let writers = threads.max(1);
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = crossbeam_channel::bounded::<(usize, ReadResult)>(QUEUED_RANGES);
     std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                loop {
-                    if w.abort.load(Ordering::Relaxed) {
+        for _ in 0..(writers + EXTRA_READERS).min(ranges.len()) {
+            let tx = tx.clone();
+            let (w, ranges, next) = (&w, &ranges, &next);
+            s.spawn(move || {
+                while !w.abort.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = ranges.get(i) else { break };
+                    let pack = &w.index.packs()[r.pack as usize];
+                    let bytes = w
+                        .repo
+                        .backend()
+                        .read_range(FileKind::Pack, &pack.id.to_hex(), r.start, r.end - r.start)
+                        .map_err(|e| format!("reading pack {}: {e}", pack.id.short()));
+                    // Every writer stopped (a fatal error): nothing more to read.
+                    if tx.send((i, bytes)).is_err() {
                         break;
-                    }
-                    let next = queue.lock().next();
-                    let Some(job) = next else { break };
-                    if let Err(e) = w.pack(&job) {
-                        w.abort.store(true, Ordering::Relaxed);
-                        w.fatal.lock().get_or_insert(e);
                     }
                 }
             });
         }
+        drop(tx);
+        for _ in 0..writers {
+            let rx = rx.clone();
+            let (w, ranges) = (&w, &ranges);
+            s.spawn(move || {
+                let mut open: HashMap<u32, File> = HashMap::new();
+                for (i, bytes) in rx {
+                    if let Err(e) = w.range(&ranges[i], bytes, &mut open) {
+                        w.abort.store(true, Ordering::Relaxed);
+                        w.fatal.lock().get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+        drop(rx);
     });
     if let Some(e) = w.fatal.into_inner() {
         return Err(e);
@@ -204,73 +301,56 @@ impl Writer<'_> {
         }
     }
 
-    fn pack(&self, job: &PackJob) -> Result<()> {
-        let pack = &self.index.packs()[job.pack as usize];
-        let name = pack.id.to_hex();
-        let mut open: HashMap<u32, File> = HashMap::new();
-        let mut start = 0;
-        while start < job.blobs.len() {
-            // Coalesce [start, end) into one read.
-            let first = &job.blobs[start].entry;
-            let range_start = u64::from(first.offset);
-            let mut range_end = range_start + u64::from(first.length);
-            let mut end = start + 1;
-            while end < job.blobs.len() {
-                let e = &job.blobs[end].entry;
-                let (o, l) = (u64::from(e.offset), u64::from(e.length));
-                if o > range_end + MAX_GAP || o + l - range_start > MAX_RANGE {
-                    break;
-                }
-                range_end = range_end.max(o + l);
-                end += 1;
-            }
-            let bytes = self.repo.backend().read_range(
-                FileKind::Pack,
-                &name,
-                range_start,
-                range_end - range_start,
-            );
-            for blob in &job.blobs[start..end] {
-                let e = &blob.entry;
-                let opened = match &bytes {
-                    Ok(b) => {
-                        let at = (u64::from(e.offset) - range_start) as usize;
-                        self.repo.open_stored_blob(
+    /// Decrypts, verifies and writes the blobs of one range read (`bytes`, or the error reading it).
+    fn range(
+        &self,
+        r: &RangeJob<'_>,
+        bytes: ReadResult,
+        open: &mut HashMap<u32, File>,
+    ) -> Result<()> {
+        let pack = &self.index.packs()[r.pack as usize];
+        for blob in r.blobs {
+            let e = &blob.entry;
+            let opened = match &bytes {
+                Ok(b) => {
+                    let at = (u64::from(e.offset) - r.start) as usize;
+                    match b.get(at..at + e.length as usize) {
+                        Some(stored) => self.repo.open_stored_blob(
                             pack.key_ids.get(e.key_index as usize).copied(),
                             BlobType::Data,
                             &e.id,
-                            &b[at..at + e.length as usize],
-                        )
+                            stored,
+                        ),
+                        None => Err(EngineError::Damaged(format!(
+                            "reading pack {}: short read",
+                            pack.id.short()
+                        ))),
                     }
-                    Err(err) => Err(EngineError::Damaged(format!(
-                        "reading pack {}: {err}",
-                        pack.id.short()
-                    ))),
-                };
-                let data = match opened {
-                    Ok(d) => Ok(d),
-                    // Another copy (or a second try of this one) may be intact.
-                    Err(first_err) => self
-                        .repo
-                        .read_blob(self.index, BlobType::Data, &e.id)
-                        .map_err(|_| first_err),
-                };
-                match data {
-                    Ok(data) => self.write_blob(&data, &blob.targets, &mut open)?,
-                    Err(err) => {
-                        let reason = err.to_string();
-                        for t in &blob.targets {
-                            self.damaged(Damage {
-                                file: t.file,
-                                offset: t.offset,
-                                len: u64::from(t.len),
-                                reason: reason.clone(),
-                            });
-                        }
+                }
+                Err(why) => Err(EngineError::Damaged(why.clone())),
+            };
+            let data = match opened {
+                Ok(d) => Ok(d),
+                // Another copy (or a second try of this one) may be intact.
+                Err(first_err) => self
+                    .repo
+                    .read_blob(self.index, BlobType::Data, &e.id)
+                    .map_err(|_| first_err),
+            };
+            match data {
+                Ok(data) => self.write_blob(&data, &blob.targets, open)?,
+                Err(err) => {
+                    let reason = err.to_string();
+                    for t in &blob.targets {
+                        self.damaged(Damage {
+                            file: t.file,
+                            offset: t.offset,
+                            len: u64::from(t.len),
+                            reason: reason.clone(),
+                        });
                     }
                 }
             }
-            start = end;
         }
         Ok(())
     }
@@ -342,4 +422,85 @@ fn write_sparse(f: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
         f.write_all_at(&data[s..], offset + s as u64)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brr_core::id::Id;
+
+    const MIB: u32 = 1024 * 1024;
+
+    fn blob(offset: u32, length: u32) -> BlobJob {
+        BlobJob {
+            entry: IndexEntry {
+                id: BlobId(Id::hash_of(&offset.to_le_bytes())),
+                pack: 0,
+                offset,
+                length,
+                blob_type: BlobType::Data,
+                key_index: 0,
+            },
+            targets: Vec::new(),
+        }
+    }
+
+    /// Byte spans of the reads `coalesce` plans.
+    fn spans(blobs: &[BlobJob]) -> Vec<(u64, u64)> {
+        coalesce(blobs)
+            .into_iter()
+            .map(|(a, b)| {
+                let start = u64::from(blobs[a].entry.offset);
+                let end = blobs[a..b]
+                    .iter()
+                    .map(|x| u64::from(x.entry.offset) + u64::from(x.entry.length))
+                    .max()
+                    .unwrap();
+                (start, end - start)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_pack_is_cut_into_near_equal_reads() {
+        // A 17 MiB pack of 1 MiB blobs: three reads of 6, 6 and 5 MiB, not 8 + 8 + 1.
+        let blobs: Vec<BlobJob> = (0..17).map(|i| blob(i * MIB, MIB)).collect();
+        let got = spans(&blobs);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got.iter()
+                .all(|&(_, len)| len <= u64::from(MAX_RANGE as u32))
+        );
+        assert!(
+            got.iter().all(|&(_, len)| len >= 5 * u64::from(MIB)),
+            "{got:?}"
+        );
+        assert_eq!(got.iter().map(|s| s.1).sum::<u64>(), 17 * u64::from(MIB));
+    }
+
+    #[test]
+    fn neighbours_share_a_read_and_far_blobs_do_not() {
+        // Small blobs with small gaps: one read; a blob 2 MiB further: a read of its own.
+        let blobs = vec![
+            blob(0, 1000),
+            blob(5000, 1000),
+            blob(MIB, 1000),
+            blob(3 * MIB + 2000, 500),
+        ];
+        assert_eq!(
+            spans(&blobs),
+            vec![(0, u64::from(MIB) + 1000), (3 * u64::from(MIB) + 2000, 500)]
+        );
+        // One blob larger than a read is read alone, whole.
+        let blobs = vec![blob(0, 100), blob(200, 20 * MIB), blob(20 * MIB + 300, 100)];
+        assert_eq!(
+            spans(&blobs),
+            vec![
+                (0, 100),
+                (200, 20 * u64::from(MIB)),
+                (20 * u64::from(MIB) + 300, 100)
+            ]
+        );
+        assert_eq!(coalesce(&[]), Vec::<(usize, usize)>::new());
+    }
 }
