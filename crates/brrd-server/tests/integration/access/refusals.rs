@@ -32,7 +32,7 @@ async fn every_endpoint_refuses_outsiders_and_lower_roles() {
                 .get(&key)
                 .unwrap_or_else(|| {
                     panic!(
-                        "no access probe for {} {}: add one to tests/integration/access.rs",
+                        "no access probe for {} {}: add one to tests/integration/access/probes.rs",
                         e.method, e.path
                     )
                 })
