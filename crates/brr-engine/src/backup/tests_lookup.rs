@@ -19,6 +19,19 @@ struct Answering {
     inner: LocalBackend,
     requests: AtomicUsize,
     largest: AtomicUsize,
+    /// Look-ups fail as an unreachable server's do.
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Answering {
+    fn new(root: &Path) -> Answering {
+        Answering {
+            inner: LocalBackend::new(root),
+            requests: AtomicUsize::new(0),
+            largest: AtomicUsize::new(0),
+            failing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 impl Backend for Answering {
@@ -60,6 +73,12 @@ impl Backend for Answering {
     fn lookup_blobs(&self, ids: &[String]) -> std::result::Result<Option<Vec<bool>>, StorageError> {
         if ids.is_empty() {
             return Ok(Some(Vec::new()));
+        }
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(StorageError::Unavailable {
+                op: "lookup_blobs",
+                detail: "server unreachable".into(),
+            });
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.largest.fetch_max(ids.len(), Ordering::Relaxed);
@@ -114,11 +133,7 @@ fn chunks_stored_by_another_machine_since_the_index_was_loaded_are_not_uploaded(
     let root = tmp.path().join("repo");
     let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
     let repo_a = Arc::new(Repository::init(local.clone(), b"pw", &options()).unwrap());
-    let answering = Arc::new(Answering {
-        inner: LocalBackend::new(&root),
-        requests: AtomicUsize::new(0),
-        largest: AtomicUsize::new(0),
-    });
+    let answering = Arc::new(Answering::new(&root));
     let remote: Arc<dyn Backend> = answering.clone();
     let repo_b =
         Arc::new(Repository::open(remote, &brr_core::keyslot::Unlock::Password(b"pw")).unwrap());
@@ -189,11 +204,7 @@ fn a_backup_over_a_looking_up_backend_stores_new_data_and_reports_the_look_ups()
     let root = tmp.path().join("repo");
     let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
     Repository::init(local.clone(), b"pw", &options()).unwrap();
-    let remote: Arc<dyn Backend> = Arc::new(Answering {
-        inner: LocalBackend::new(&root),
-        requests: AtomicUsize::new(0),
-        largest: AtomicUsize::new(0),
-    });
+    let remote: Arc<dyn Backend> = Arc::new(Answering::new(&root));
     let repo =
         Arc::new(Repository::open(remote, &brr_core::keyslot::Unlock::Password(b"pw")).unwrap());
     let src = tmp.path().join("src");
@@ -229,4 +240,34 @@ fn a_backup_over_a_looking_up_backend_stores_new_data_and_reports_the_look_ups()
     )
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[test]
+fn a_failing_look_up_fails_the_backup_with_its_storage_error_and_stores_no_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
+    Repository::init(local.clone(), b"pw", &options()).unwrap();
+    let answering = Arc::new(Answering::new(&root));
+    answering.failing.store(true, Ordering::Relaxed);
+    let remote: Arc<dyn Backend> = answering.clone();
+    let repo =
+        Arc::new(Repository::open(remote, &brr_core::keyslot::Unlock::Password(b"pw")).unwrap());
+    let src = tmp.path().join("src");
+    data(&src, 3);
+    let opts = BackupOptions {
+        paths: vec![src],
+        threads: Some(2),
+        ..Default::default()
+    };
+    // Readers waiting for room in the stage are released when it stops: an error, not a hang.
+    let err = backup(&repo, &opts, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, EngineError::Storage(StorageError::Unavailable { .. })),
+        "{err:?}"
+    );
+    assert!(local.list(FileKind::Snapshot).unwrap().is_empty());
+    answering.failing.store(false, Ordering::Relaxed);
+    let ok = backup(&repo, &opts, &NoProgress).unwrap();
+    assert_eq!(ok.snapshot.meta.summary.files_new, 6);
 }
