@@ -160,7 +160,15 @@ impl Repository {
 
     /// Opens a repository with a password, recovery key or RSA private key.
     pub fn open(backend: Arc<dyn Backend>, secret: &Unlock<'_>) -> Result<Repository> {
-        let config_bytes = match backend.read(FileKind::Config, "config") {
+        // The config and the key slot list do not depend on each other: asked for at once (one round
+        // trip to a server instead of two).
+        let (config_read, listed) = std::thread::scope(|s| {
+            let listing = s.spawn(|| backend.list(FileKind::Key));
+            let config = backend.read(FileKind::Config, "config");
+            (config, listing.join())
+        });
+        let listed = listed.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let config_bytes = match config_read {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
                 return Err(EngineError::RepositoryNotFound {
@@ -170,11 +178,14 @@ impl Repository {
             Err(e) => return Err(e.into()),
         };
         let config = RepoConfig::decode(&config_bytes)?;
-        let mut slots = backend.list(FileKind::Key)?;
+        let mut slots = listed?;
         slots.sort_by(|a, b| a.name.cmp(&b.name));
+        // Slot files are small: all read at once, then tried in name order.
+        let names: Vec<String> = slots.iter().map(|f| f.name.clone()).collect();
+        let contents = parallel_map(names, 4, |name| backend.read(FileKind::Key, &name));
         let mut damaged = Vec::new();
-        for f in slots {
-            let bytes = backend.read(FileKind::Key, &f.name)?;
+        for (f, bytes) in slots.into_iter().zip(contents) {
+            let bytes = bytes?;
             let slot = match KeySlot::decode(&bytes) {
                 Ok(s) => s,
                 Err(e) => {
