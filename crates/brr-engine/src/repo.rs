@@ -530,3 +530,54 @@ impl Repository {
         Ok(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use brr_storage::{CountingBackend, LocalBackend};
+
+    fn options() -> InitOptions {
+        InitOptions {
+            kdf: KdfParams {
+                memory_kib: 19 * 1024,
+                iterations: 2,
+                parallelism: 1,
+            },
+            pack_size: 1 << 20,
+            ..Default::default()
+        }
+    }
+
+    /// Storage calls are requests on a server: opening and an empty backup keep to a fixed few.
+    #[test]
+    fn opening_and_a_backup_make_a_fixed_number_of_storage_calls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let counting = Arc::new(CountingBackend::new(LocalBackend::new(
+            tmp.path().join("r"),
+        )));
+        let backend: Arc<dyn Backend> = counting.clone();
+        Repository::init(backend.clone(), b"pw", &options()).unwrap();
+        counting.reset();
+        let repo = Arc::new(Repository::open(backend, &Unlock::Password(b"pw")).unwrap());
+        let c = counting.counts();
+        // The config and the one key slot; the slot list.
+        assert_eq!(
+            (c.reads, c.lists, c.range_reads, c.writes),
+            (2, 1, 0, 0),
+            "{c:?}"
+        );
+
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        counting.reset();
+        let opts = crate::backup::BackupOptions {
+            paths: vec![src],
+            ..Default::default()
+        };
+        crate::backup::backup(&repo, &opts, &crate::NoProgress).unwrap();
+        let c = counting.counts();
+        // Nothing to read in an empty repository: the new snapshot is not read back.
+        assert_eq!((c.reads, c.range_reads), (0, 0), "{c:?}");
+    }
+}
