@@ -382,3 +382,26 @@ fn not_logged_in_is_precise() {
         "{e}"
     );
 }
+
+#[test]
+fn every_attempt_is_counted_and_large_bodies_arrive_whole() {
+    let srv = server::start();
+    let (c, _) = client(&srv.url, "good");
+    let b = RemoteBackend::new(c.clone(), "r1").unwrap();
+    assert_eq!(c.requests(), 0);
+    // A body of several streamed pieces, not a multiple of the piece size, arrives byte for byte.
+    let big: Vec<u8> = (0..crate::transport::CHUNK * 5 + 123)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    b.write(FileKind::Pack, "cc01", &big).unwrap();
+    assert_eq!(c.requests(), 1);
+    assert_eq!(b.read(FileKind::Pack, "cc01").unwrap(), big);
+    assert_eq!(c.requests(), 2);
+    // Two failed attempts and the one that succeeds: three requests.
+    srv.knobs.fail_next.store(2, Ordering::SeqCst);
+    assert_eq!(
+        b.read_range(FileKind::Pack, "cc01", 10, 5).unwrap(),
+        &big[10..15]
+    );
+    assert_eq!(c.requests(), 5);
+}
