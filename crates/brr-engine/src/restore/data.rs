@@ -4,8 +4,8 @@
 //! range reads as possible (neighbours coalesced, a long span cut into near-equal reads of at most
 //! [`MAX_RANGE`]), then every blob is decrypted and verified once and written with positional writes to
 //! every file and offset that uses it. Reading and writing overlap: reader threads fetch ranges in plan
-//! order (more of them than writers, so a remote repository's round trips hide behind the work) and
-//! hand them to the writer threads through a short queue, so memory stays at a few ranges per thread.
+//! order (one more than writers, so a remote repository's round trips hide behind the work) and hand
+//! them over to the writer threads, so memory stays at about two ranges per writer.
 //! A blob that cannot be read, decrypted or verified from any of its locations is never written: its
 //! ranges stay zero (or holes) and are recorded as damage.
 
@@ -33,9 +33,10 @@ const MAX_GAP: u64 = 1024 * 1024;
 /// reads (a 17 MiB pack: three reads of about 5.7 MiB, not 8 + 8 + 1).
 const MAX_RANGE: u64 = 8 * 1024 * 1024;
 /// Reads in flight beyond the writer threads (they wait for the repository, not for the CPU).
-const EXTRA_READERS: usize = 2;
-/// Ranges read and waiting for a writer.
-const QUEUED_RANGES: usize = 1;
+const EXTRA_READERS: usize = 1;
+/// Ranges read and waiting for a writer beyond the one each reader holds: none (a hand-over), so at
+/// most `2 × writers + EXTRA_READERS` ranges are in memory.
+const QUEUED_RANGES: usize = 0;
 /// Files a worker keeps open at once (packs of small files touch thousands).
 const MAX_OPEN: usize = 64;
 /// Granularity of hole detection in sparse files.
