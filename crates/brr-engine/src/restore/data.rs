@@ -3,9 +3,8 @@
 //! Every needed data blob is assigned to one pack location; each pack's needed blobs are read with as few
 //! range reads as possible (neighbours coalesced, a long span cut into near-equal reads of at most
 //! [`MAX_RANGE`]), then every blob is decrypted and verified once and written with positional writes to
-//! every file and offset that uses it. Reading and writing overlap: reader threads fetch ranges in plan
-//! order (one more than writers, so a remote repository's round trips hide behind the work) and hand
-//! them over to the writer threads, so memory stays at about two ranges per writer.
+//! every file and offset that uses it. Workers take ranges in plan order from a shared queue, so memory
+//! stays at about one range per worker.
 //! A blob that cannot be read, decrypted or verified from any of its locations is never written: its
 //! ranges stay zero (or holes) and are recorded as damage.
 
@@ -30,13 +29,8 @@ use crate::repo::Repository;
 /// Blobs closer than this in a pack are read with one request (the gap is read and dropped).
 const MAX_GAP: u64 = 1024 * 1024;
 /// Largest coalesced read; a single larger blob is read alone. A longer span is cut into near-equal
-/// reads (a 17 MiB pack: three reads of about 5.7 MiB, not 8 + 8 + 1).
-const MAX_RANGE: u64 = 8 * 1024 * 1024;
-/// Reads in flight beyond the writer threads (they wait for the repository, not for the CPU).
-const EXTRA_READERS: usize = 1;
-/// Ranges read and waiting for a writer beyond the one each reader holds: none (a hand-over), so at
-/// most `2 × writers + EXTRA_READERS` ranges are in memory.
-const QUEUED_RANGES: usize = 0;
+/// reads (a 17 MiB pack: two reads of about 8.5 MiB, not 16 MiB and a sliver).
+const MAX_RANGE: u64 = 16 * 1024 * 1024;
 /// Files a worker keeps open at once (packs of small files touch thousands).
 const MAX_OPEN: usize = 64;
 /// Granularity of hole detection in sparse files.
@@ -198,7 +192,7 @@ fn coalesce(blobs: &[BlobJob]) -> Vec<(usize, usize)> {
     out
 }
 
-/// Writes the content of `files` (file-state index, chunks) with `threads` writer threads. Returns the
+/// Writes the content of `files` (file-state index, chunks) with `threads` workers. Returns the
 /// damage found; an error only for failures writing the target (disk full, permissions), which stop the
 /// restore.
 pub(super) fn write_content(
@@ -239,14 +233,12 @@ pub(super) fn write_content(
                 })
         })
         .collect();
-    let writers = threads.max(1);
     let next = AtomicUsize::new(0);
-    let (tx, rx) = crossbeam_channel::bounded::<(usize, ReadResult)>(QUEUED_RANGES);
     std::thread::scope(|s| {
-        for _ in 0..(writers + EXTRA_READERS).min(ranges.len()) {
-            let tx = tx.clone();
+        for _ in 0..threads.max(1).min(ranges.len()) {
             let (w, ranges, next) = (&w, &ranges, &next);
             s.spawn(move || {
+                let mut open: HashMap<u32, File> = HashMap::new();
                 while !w.abort.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = ranges.get(i) else { break };
@@ -256,21 +248,7 @@ pub(super) fn write_content(
                         .backend()
                         .read_range(FileKind::Pack, &pack.id.to_hex(), r.start, r.end - r.start)
                         .map_err(|e| format!("reading pack {}: {e}", pack.id.short()));
-                    // Every writer stopped (a fatal error): nothing more to read.
-                    if tx.send((i, bytes)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for _ in 0..writers {
-            let rx = rx.clone();
-            let (w, ranges) = (&w, &ranges);
-            s.spawn(move || {
-                let mut open: HashMap<u32, File> = HashMap::new();
-                for (i, bytes) in rx {
-                    if let Err(e) = w.range(&ranges[i], bytes, &mut open) {
+                    if let Err(e) = w.range(r, bytes, &mut open) {
                         w.abort.store(true, Ordering::Relaxed);
                         w.fatal.lock().get_or_insert(e);
                         break;
@@ -278,7 +256,6 @@ pub(super) fn write_content(
                 }
             });
         }
-        drop(rx);
     });
     if let Some(e) = w.fatal.into_inner() {
         return Err(e);
@@ -464,16 +441,13 @@ mod tests {
 
     #[test]
     fn a_whole_pack_is_cut_into_near_equal_reads() {
-        // A 17 MiB pack of 1 MiB blobs: three reads of 6, 6 and 5 MiB, not 8 + 8 + 1.
+        // A 17 MiB pack of 1 MiB blobs: two reads of 9 and 8 MiB, not 16 + 1.
         let blobs: Vec<BlobJob> = (0..17).map(|i| blob(i * MIB, MIB)).collect();
         let got = spans(&blobs);
-        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|&(_, len)| len <= MAX_RANGE));
         assert!(
-            got.iter()
-                .all(|&(_, len)| len <= u64::from(MAX_RANGE as u32))
-        );
-        assert!(
-            got.iter().all(|&(_, len)| len >= 5 * u64::from(MIB)),
+            got.iter().all(|&(_, len)| len >= 8 * u64::from(MIB)),
             "{got:?}"
         );
         assert_eq!(got.iter().map(|s| s.1).sum::<u64>(), 17 * u64::from(MIB));
