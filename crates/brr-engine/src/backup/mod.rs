@@ -92,6 +92,9 @@ pub struct LookupSummary {
     pub blobs_present: u64,
     /// Plaintext bytes of those blobs.
     pub bytes_present: u64,
+    /// Chunks new to the loaded index sent on without asking (the stage backs off after batches that
+    /// found nothing).
+    pub blobs_not_asked: u64,
 }
 
 /// Runs a backup and commits a snapshot.
@@ -236,6 +239,7 @@ pub fn backup(
         blobs_asked: c.blobs_asked.load(Ordering::Relaxed),
         blobs_present: c.blobs_present.load(Ordering::Relaxed),
         bytes_present: c.bytes_present.load(Ordering::Relaxed),
+        blobs_not_asked: c.blobs_not_asked.load(Ordering::Relaxed),
     });
     progress.finish();
 

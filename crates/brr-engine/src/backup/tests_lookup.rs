@@ -217,13 +217,18 @@ fn a_backup_over_a_looking_up_backend_stores_new_data_and_reports_the_look_ups()
     let first = backup(&repo, &opts, &NoProgress).unwrap();
     let l = first.lookup.expect("look-ups reported");
     assert!(
-        l.requests >= 1 && l.blobs_asked > BATCH_CHUNKS as u64,
+        l.requests >= 1 && l.blobs_asked + l.blobs_not_asked > BATCH_CHUNKS as u64,
         "{l:?}"
     );
     assert_eq!((l.blobs_present, l.bytes_present), (0, 0), "all new");
+    assert!(
+        l.blobs_not_asked > 0 && l.requests < l.blobs_asked + l.blobs_not_asked,
+        "after a batch that found nothing the stage backs off: {l:?}"
+    );
     assert_eq!(
-        first.snapshot.meta.summary.data_blobs_added, l.blobs_asked,
-        "every chunk asked about was stored"
+        first.snapshot.meta.summary.data_blobs_added,
+        l.blobs_asked + l.blobs_not_asked,
+        "every new chunk, asked about or not, was stored"
     );
     // Known to the loaded index: not asked about again.
     std::fs::write(src.join("f0"), b"changed").unwrap();

@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, a: &BackupArgs) -> Result<i32, CliError> {
             outln!(
                 "server: {} of {} new chunks already stored ({}), not uploaded; {} look-ups",
                 l.blobs_present,
-                l.blobs_asked,
+                l.blobs_asked + l.blobs_not_asked,
                 human_bytes(l.bytes_present),
                 l.requests
             );

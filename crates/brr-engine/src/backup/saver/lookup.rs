@@ -12,6 +12,13 @@
 //! uploaded, and the snapshot references them like any deduplicated blob. The chunk data waiting here
 //! (queued and in flight) never exceeds [`BUDGET_BYTES`] plus one chunk: readers wait for room. A
 //! repository whose backend does not answer look-ups (local, S3) has no such stage, thread or copy.
+//!
+//! Asking costs a round trip per batch while the chunks wait, and most backups find nothing (what was
+//! committed before they started is in the loaded index already). So the stage backs off: after a
+//! batch with no blob present, the next [`BATCH_BYTES`] of chunks go straight to the sealers without
+//! asking, and each further miss doubles that span up to [`MAX_SKIP_BYTES`]; any hit resets it. A
+//! chunk not asked about is only stored again, never lost: skipping trades a little duplicate upload
+//! during concurrent backups for a first backup that does not wait on hundreds of look-ups.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +34,8 @@ use crate::error::{EngineError, Result};
 pub const BATCH_CHUNKS: usize = 64;
 /// A batch is closed once its chunks hold this many bytes.
 pub const BATCH_BYTES: usize = 4 << 20;
+/// The longest run of chunk data sent on without asking, after consecutive batches found nothing.
+pub const MAX_SKIP_BYTES: usize = 64 << 20;
 /// Chunk data the stage holds at most (queued and in flight), beyond one oversized chunk: one batch
 /// being looked up while the next one gathers.
 pub const BUDGET_BYTES: usize = 2 * BATCH_BYTES;
@@ -42,6 +51,8 @@ pub struct LookupCounters {
     pub blobs_present: AtomicU64,
     /// Plaintext bytes of those blobs.
     pub bytes_present: AtomicU64,
+    /// Chunks sent on to the sealers without asking, while backing off after misses.
+    pub blobs_not_asked: AtomicU64,
 }
 
 #[derive(Default)]
@@ -136,7 +147,20 @@ fn lookup_loop(
 ) -> Result<()> {
     let mut batch: Vec<SealJob> = Vec::with_capacity(BATCH_CHUNKS);
     let mut ids: Vec<String> = Vec::with_capacity(BATCH_CHUNKS);
+    // Bytes still to send on without asking, and the span the next miss sets (doubling).
+    let mut skip_left = 0usize;
+    let mut skip_span = 0usize;
     while let Ok(first) = rx.recv() {
+        if skip_left > 0 {
+            let n = first.data.len();
+            skip_left = skip_left.saturating_sub(n.max(1));
+            counters.blobs_not_asked.fetch_add(1, Ordering::Relaxed);
+            if seal_tx.send(first).is_err() {
+                return Err(EngineError::Damaged("backup pipeline stopped".into()));
+            }
+            budget.release(n);
+            continue;
+        }
         let mut bytes = first.data.len();
         batch.push(first);
         while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
@@ -166,6 +190,12 @@ fn lookup_loop(
             // The backend stopped answering look-ups: everything is stored again.
             None => vec![false; ids.len()],
         };
+        if present.iter().any(|&here| here) {
+            skip_span = 0;
+        } else {
+            skip_span = (skip_span * 2).clamp(BATCH_BYTES, MAX_SKIP_BYTES);
+            skip_left = skip_span;
+        }
         for (job, here) in batch.drain(..).zip(present) {
             let n = job.data.len();
             if here {
