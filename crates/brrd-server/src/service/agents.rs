@@ -164,16 +164,24 @@ impl Service {
         if self.company_status(&company_id).await?.as_deref() != Some("active") {
             return Err(Error::Unauthenticated);
         }
-        // At most one write a minute per agent, not one per request.
+        // At most one write a minute per agent, not one per request, and off the request path: a
+        // database write (with its sync) would otherwise delay the first request of every operation.
         let now = self.now();
-        sqlx::query(
-            "UPDATE agents SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $3)",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(now - 60_000)
-            .execute(&self.db.pool)
-            .await?;
+        let pool = self.db.pool.clone();
+        let agent = id.to_string();
+        tokio::spawn(async move {
+            let r = sqlx::query(
+                "UPDATE agents SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $3)",
+            )
+            .bind(now)
+            .bind(&agent)
+            .bind(now - 60_000)
+            .execute(&pool)
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(agent = %agent, error = %e, "could not record when the agent was last seen");
+            }
+        });
         Ok(Principal::Agent {
             key_id,
             company_id,

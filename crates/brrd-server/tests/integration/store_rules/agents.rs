@@ -81,9 +81,23 @@ async fn agents_enrol_with_a_key_and_are_revoked() {
                 .contains("2 of 2 agents"),
             "{b}"
         );
-        // The admin lists and revokes; the revoked agent is refused at once.
-        let (s, list) = t.get("/api/v1/agents", &a.admin).await;
-        assert_eq!(s, StatusCode::OK);
+        // The admin lists and revokes; the revoked agent is refused at once. When an agent was last
+        // seen is written in the background: wait for it.
+        let mut list = serde_json::Value::Null;
+        for _ in 0..200 {
+            let (s, l) = t.get("/api/v1/agents", &a.admin).await;
+            assert_eq!(s, StatusCode::OK);
+            list = l;
+            if list
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["id"] == id.as_str() && g["last_seen_at"].is_i64())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
         assert!(!list.to_string().contains("secret"), "{list}");
         let laptop = list
