@@ -79,14 +79,11 @@ fn lock_of(map: &Locks, repo_id: &str) -> Arc<AsyncMutex<()>> {
 }
 
 impl Maintenance {
-    /// The exclusion of snapshot upload checks and GC sweeps of one repository (async side).
+    /// The in-process half of the exclusion of snapshot upload checks and GC sweeps of one
+    /// repository. Callers take the whole exclusion with `Service::sweep_exclusion`
+    /// (module `exclusion`), which adds the lock shared with other nodes.
     pub async fn sweep_exclusion(&self, repo_id: &str) -> OwnedMutexGuard<()> {
         lock_of(&self.sweeps, repo_id).lock_owned().await
-    }
-
-    /// The same exclusion, for a blocking thread (inside a GC's sweep).
-    pub fn sweep_exclusion_blocking(&self, repo_id: &str) -> OwnedMutexGuard<()> {
-        lock_of(&self.sweeps, repo_id).blocking_lock_owned()
     }
 
     /// Waits until no other maintenance job runs on the repository.
