@@ -19,7 +19,7 @@ pub use data::{Rng, write, write_random};
 #[allow(unused_imports)]
 pub use files::{Compare, assert_same_tree, copy_dir, flip_byte, list_files, same_content};
 #[allow(unused_imports)]
-pub use process::{PASSWORD, Run, assert_no_panic, assert_one_line_error, brr, run};
+pub use process::{PASSWORD, Run, assert_no_panic, assert_one_line_error, brr, brr_at, run};
 #[allow(unused_imports)]
 pub use repo::{CHEAP_KDF, Repo, restored};
 

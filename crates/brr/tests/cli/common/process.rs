@@ -2,6 +2,7 @@
 //! error.
 
 use std::fmt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -12,7 +13,12 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A `brr` command with a clean environment: none of the caller's `BRR_*` settings, no user config file,
 /// no backtraces requested, standard input closed (no prompts), and the test password in `BRR_PASSWORD`.
 pub fn brr() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_brr"));
+    brr_at(Path::new(env!("CARGO_BIN_EXE_brr")))
+}
+
+/// [`brr`], running the binary at `program` (a copy of the one under test).
+pub fn brr_at(program: &Path) -> Command {
+    let mut c = Command::new(program);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("BRR_") {
             c.env_remove(k);
