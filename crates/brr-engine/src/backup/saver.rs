@@ -34,6 +34,12 @@ use crate::repo::Repository;
 pub use lookup::LookupCounters;
 pub use pool::BufferPool;
 
+/// Blobs per pack at most: a pack is also finished when it holds this many, whatever its size. A backup
+/// of many small directories then stores its tree packs as it goes instead of one large tree pack at
+/// the end, and a server records every pack (one database row per blob) in bounded time.
+pub const MAX_PACK_BLOBS: usize = 4096;
+/// Initial buffer of a tree pack (tree packs rarely grow past [`MAX_PACK_BLOBS`] small trees).
+const TREE_PACK_CAPACITY: usize = 1 << 20;
 /// Packs uploaded between index checkpoints.
 const CHECKPOINT_EVERY: usize = 8;
 /// Pack uploads running at once: the background uploader's and the packer's own (each write ends with
@@ -316,7 +322,7 @@ fn pack_loop(
 ) -> Result<()> {
     let key_id = repo.key().data_key().id();
     let mut data = new_pack(pools, pack_size);
-    let mut trees = PackWriter::with_capacity(1 << 20);
+    let mut trees = PackWriter::with_capacity(TREE_PACK_CAPACITY);
     for blob in rx {
         match blob.blob_type {
             BlobType::Data => counters.data_blobs.fetch_add(1, Ordering::Relaxed),
@@ -334,11 +340,14 @@ fn pack_loop(
         };
         w.add(blob.blob_type, blob.id, key_id, &blob.stored);
         pools.sealed.give(blob.stored);
-        if w.data_len() >= pack_size {
+        if w.data_len() >= pack_size || w.count() >= MAX_PACK_BLOBS {
             // Hand the full pack over before taking a new buffer: the packer never holds two.
             let full = std::mem::take(w);
             hand_over(full.finish())?;
-            *w = new_pack(pools, pack_size);
+            *w = match blob.blob_type {
+                BlobType::Data => new_pack(pools, pack_size),
+                BlobType::Tree => PackWriter::with_capacity(TREE_PACK_CAPACITY),
+            };
         }
     }
     for w in [data, trees] {

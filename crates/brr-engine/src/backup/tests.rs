@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use brr_core::blob::BlobType;
 use brr_core::chunker::ChunkerParams;
 use brr_core::keyslot::KdfParams;
 use brr_storage::{Backend, FaultInjectingBackend, FileKind, LocalBackend};
@@ -128,5 +129,50 @@ fn excludes_and_unreadable_entries() {
             &NoProgress
         )
         .is_err()
+    );
+}
+
+#[test]
+fn a_pack_holds_at_most_max_pack_blobs_and_trees_are_packed_as_they_come() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    // More distinct small files than one pack may hold, spread over more directories than that.
+    let files = saver::MAX_PACK_BLOBS + 200;
+    for i in 0..files {
+        let dir = src.join(format!("d{}", i / 2));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), format!("small file {i}")).unwrap();
+    }
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    let repo = Arc::new(Repository::init(backend.clone(), b"pw", &options()).unwrap());
+    let opts = BackupOptions {
+        paths: vec![src.clone()],
+        ..Default::default()
+    };
+    let snap = backup(&repo, &opts, &NoProgress).unwrap().snapshot;
+    assert_eq!(snap.meta.summary.files_new, files as u64);
+    let index = crate::index::Index::load(backend.as_ref()).unwrap();
+    let mut per_type = std::collections::HashMap::<(u32, bool), usize>::new();
+    for e in index.entries() {
+        *per_type
+            .entry((e.pack, e.blob_type == BlobType::Tree))
+            .or_default() += 1;
+    }
+    assert!(
+        index
+            .packs()
+            .iter()
+            .all(|p| p.blobs as usize <= saver::MAX_PACK_BLOBS)
+    );
+    let data_packs = per_type.keys().filter(|(_, tree)| !tree).count();
+    let tree_packs = per_type.keys().filter(|(_, tree)| *tree).count();
+    // 4 296 data blobs in far less than one pack size: split by count alone; ~2 150 trees fit one.
+    assert_eq!(data_packs, 2, "{per_type:?}");
+    assert_eq!(tree_packs, 1, "{per_type:?}");
+    assert!(
+        per_type
+            .iter()
+            .all(|(&(pack, _), &n)| n == index.packs()[pack as usize].blobs as usize),
+        "a pack mixes data and tree blobs"
     );
 }
