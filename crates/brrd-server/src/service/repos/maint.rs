@@ -249,16 +249,15 @@ impl Service {
     ) -> Result<HashMap<String, u64>> {
         let mut found = HashMap::new();
         for batch in ids.chunks(400) {
-            let marks: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT blob_id, MIN(stored_len) FROM repo_blobs WHERE repo_id = $1 AND blob_id IN ({}) GROUP BY blob_id",
-                marks.join(", ")
+                "SELECT blob_id, MIN(stored_len) FROM repo_blobs WHERE repo_id = $1 AND {} GROUP BY blob_id",
+                super::record::blob_ids_condition("", 2, batch.len())
             );
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
-            for id in batch {
-                q = q.bind(id);
-            }
-            for (id, len) in q.fetch_all(&self.db.pool).await? {
+            let q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
+            for (id, len) in super::record::bind_blob_ids(q, batch)
+                .fetch_all(&self.db.pool)
+                .await?
+            {
                 found.insert(id, u64::try_from(len).unwrap_or(0));
             }
         }

@@ -8,6 +8,7 @@ use brr_storage::FileKind;
 
 use super::checks::{Parsed, kind_name};
 use super::{RepoRow, Service};
+use crate::db::Engine;
 use crate::error::{Error, Result};
 
 /// Blob IDs per database query.
@@ -20,10 +21,41 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Snapshot references per query of the snapshot check: each query answers one aggregate row. Not
-/// more: with much longer `IN` lists SQLite scans the repository's blobs instead of seeking each one
-/// (measured: 4 000 per query made a 24 000-reference check slower than 400).
-const REFS_PER_QUERY: usize = 400;
+/// The key a blob is indexed by (migration 0008): the first 16 hex digits of its ID.
+pub(crate) fn blob_key(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
+}
+
+/// The condition selecting the rows of `n` blob IDs bound from placeholder `$first` on, their keys
+/// first (see [`bind_blob_ids`]): `blob_key IN (…)` lets the database seek the compact blob index,
+/// `blob_id IN (…)` keeps exactly the IDs asked for. `alias` is the table alias with its dot, or "".
+pub(crate) fn blob_ids_condition(alias: &str, first: usize, n: usize) -> String {
+    format!(
+        "{alias}blob_key IN ({}) AND {alias}blob_id IN ({})",
+        placeholders(first, n),
+        placeholders(first + n, n)
+    )
+}
+
+/// Binds `ids` for [`blob_ids_condition`]: their keys, then the IDs.
+pub(crate) fn bind_blob_ids<'q, O>(
+    mut q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ids: &'q [String],
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+    for id in ids {
+        q = q.bind(blob_key(id));
+    }
+    for id in ids {
+        q = q.bind(id.as_str());
+    }
+    q
+}
+
+/// Snapshot references per query of the snapshot check. The references travel as one JSON array
+/// that the database joins against the blob index (one seek per reference, no parameter list to
+/// parse): measured on SQLite, 24 000 references took ~70 ms this way against ~100–150 ms as 60
+/// queries of 400 `IN` parameters each.
+const REFS_PER_QUERY: usize = 20_000;
 
 /// Pack IDs per insert into `repo_index_packs`.
 const PACKS_PER_INSERT: usize = 200;
@@ -57,25 +89,30 @@ impl Service {
     /// How many of `refs` (unique blob IDs) a recorded pack of the repository holds, condemned or not
     /// (what a snapshot may reference, as [`Service::stored_blobs`]), and the sum of the smallest
     /// stored length of each: the snapshot check as one aggregate row per [`REFS_PER_QUERY`]
-    /// references instead of one row per blob.
+    /// references instead of one row per blob. `refs` must be unique (a duplicate counts once).
     pub(crate) async fn stored_refs_total(
         &self,
         repo_id: &str,
         refs: &[String],
     ) -> Result<(usize, u64)> {
         let (mut found, mut bytes) = (0usize, 0u64);
+        let refs_table = match self.db.engine {
+            Engine::Sqlite => "json_each($2) j",
+            Engine::Postgres => "json_array_elements_text(CAST($2 AS json)) AS j(value)",
+        };
+        let sql = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(t.len), 0) AS BIGINT) FROM \
+             (SELECT MIN(b.stored_len) AS len FROM {refs_table} JOIN repo_blobs b \
+             ON b.blob_key = substr(j.value, 1, 16) AND b.blob_id = j.value \
+             WHERE b.repo_id = $1 GROUP BY b.blob_id) t"
+        );
         for batch in refs.chunks(REFS_PER_QUERY) {
-            let sql = format!(
-                "SELECT COUNT(*), CAST(COALESCE(SUM(t.len), 0) AS BIGINT) FROM \
-                 (SELECT MIN(stored_len) AS len FROM repo_blobs WHERE repo_id = $1 AND blob_id IN ({}) \
-                 GROUP BY blob_id) t",
-                placeholders(2, batch.len())
-            );
-            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql).bind(repo_id);
-            for id in batch {
-                q = q.bind(id);
-            }
-            let (n, len) = q.fetch_one(&self.db.pool).await?;
+            let list = serde_json::to_string(batch).map_err(Error::internal)?;
+            let (n, len) = sqlx::query_as::<_, (i64, i64)>(&sql)
+                .bind(repo_id)
+                .bind(list)
+                .fetch_one(&self.db.pool)
+                .await?;
             found += usize::try_from(n).unwrap_or(0);
             bytes += u64::try_from(len).unwrap_or(0);
         }
@@ -95,19 +132,16 @@ impl Service {
         for batch in ids.chunks(BATCH) {
             let sql = format!(
                 "SELECT b.blob_id, MIN(b.stored_len) FROM repo_blobs b \
-                 WHERE b.repo_id = $1 AND b.blob_id IN ({}) \
+                 WHERE b.repo_id = $1 AND {} \
                  AND NOT EXISTS (SELECT 1 FROM repo_condemned c WHERE c.repo_id = b.repo_id AND c.pack_id = b.pack_id) \
                  AND EXISTS (SELECT 1 FROM repo_index_packs i JOIN repo_files f \
                      ON f.repo_id = i.repo_id AND f.kind = 'index' AND f.name = i.index_id \
                      WHERE i.repo_id = b.repo_id AND i.pack_id = b.pack_id) \
                  GROUP BY b.blob_id",
-                placeholders(2, batch.len())
+                blob_ids_condition("b.", 2, batch.len())
             );
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
-            for id in batch {
-                q = q.bind(id);
-            }
-            for (id, len) in q.fetch_all(&self.db.pool).await? {
+            let q = sqlx::query_as::<_, (String, i64)>(&sql).bind(repo_id);
+            for (id, len) in bind_blob_ids(q, batch).fetch_all(&self.db.pool).await? {
                 found.insert(id, u64::try_from(len).unwrap_or(0));
             }
         }
@@ -141,19 +175,26 @@ impl Service {
             for chunk in blobs.chunks(100) {
                 let values: Vec<String> = (0..chunk.len())
                     .map(|i| {
-                        let b = 3 + i * 4;
-                        format!("($1, ${b}, $2, ${}, ${}, ${})", b + 1, b + 2, b + 3)
+                        let b = 3 + i * 5;
+                        format!(
+                            "($1, ${b}, ${}, $2, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4
+                        )
                     })
                     .collect();
                 let sql = format!(
-                    "INSERT INTO repo_blobs (repo_id, blob_id, pack_id, blob_type, blob_offset, stored_len) VALUES {} \
-                     ON CONFLICT (repo_id, blob_id, pack_id) DO NOTHING",
+                    "INSERT INTO repo_blobs (repo_id, blob_id, blob_key, pack_id, blob_type, blob_offset, stored_len) VALUES {} \
+                     ON CONFLICT (pack_id, repo_id, blob_id) DO NOTHING",
                     values.join(", ")
                 );
                 let mut q = sqlx::query(&sql).bind(&row.id).bind(name);
                 for blob in chunk {
                     q = q
                         .bind(&blob.id)
+                        .bind(blob_key(&blob.id))
                         .bind(blob.blob_type)
                         .bind(i64::try_from(blob.offset).map_err(Error::internal)?)
                         .bind(i64::try_from(blob.length).map_err(Error::internal)?);
