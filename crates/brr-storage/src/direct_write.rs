@@ -6,8 +6,9 @@
 //! time) buffered and 0.52 s (0.14 s) with `O_DIRECT`. Backups write their whole repository once and
 //! rarely read it back soon, so caching those pages buys nothing.
 //!
-//! Files of at least [`DIRECT_MIN`] bytes are therefore written in aligned blocks through a small
-//! aligned bounce buffer (one per thread) with `O_DIRECT` set; the unaligned tail, and everything on a
+//! Files of at least [`DIRECT_MIN`] bytes are therefore written in aligned blocks with `O_DIRECT` set,
+//! straight from the caller's memory when it starts at a 4 KiB boundary and otherwise through a small
+//! aligned bounce buffer (one per thread); the unaligned tail, and everything on a
 //! filesystem that refuses `O_DIRECT` (`EINVAL` when setting the flag or writing), goes through ordinary
 //! writes. Callers still `fsync`: durability is unchanged, only the copy path differs.
 
@@ -60,16 +61,27 @@ mod direct {
     }
 
     fn write_through(file: &mut File, data: &[u8], buffer: &mut Vec<u8>) -> io::Result<usize> {
-        if buffer.len() < BOUNCE + ALIGN {
+        // Memory that is already aligned (a server's upload buffer) is written from where it is.
+        let aligned = data.as_ptr().align_offset(ALIGN) == 0;
+        if !aligned && buffer.len() < BOUNCE + ALIGN {
             *buffer = vec![0; BOUNCE + ALIGN];
         }
-        let start = buffer.as_ptr().align_offset(ALIGN);
-        let bounce = &mut buffer[start..start + BOUNCE];
+        let start = if aligned {
+            0
+        } else {
+            buffer.as_ptr().align_offset(ALIGN)
+        };
         let mut written = 0;
         while written < data.len() {
             let n = (data.len() - written).min(BOUNCE);
-            bounce[..n].copy_from_slice(&data[written..written + n]);
-            match file.write(&bounce[..n]) {
+            let piece = if aligned {
+                &data[written..written + n]
+            } else {
+                let bounce = &mut buffer[start..start + BOUNCE];
+                bounce[..n].copy_from_slice(&data[written..written + n]);
+                &bounce[..n]
+            };
+            match file.write(piece) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => {
                     written += k;
@@ -137,6 +149,24 @@ mod tests {
             3 * DIRECT_MIN + 12_345,
         ] {
             round_trip(len);
+        }
+    }
+
+    #[test]
+    fn aligned_memory_is_written_from_where_it_is() {
+        for len in [DIRECT_MIN, DIRECT_MIN + 1, 2 * DIRECT_MIN + 4097] {
+            let mut backing = vec![0u8; len + 4096];
+            let start = backing.as_ptr().align_offset(4096);
+            let data = &mut backing[start..start + len];
+            for (i, b) in data.iter_mut().enumerate() {
+                *b = (i * 13 + i / 4096) as u8;
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f");
+            let mut file = File::create(&path).expect("create");
+            write_all(&mut file, data).expect("write");
+            drop(file);
+            assert_eq!(std::fs::read(&path).expect("read"), data, "length {len}");
         }
     }
 

@@ -203,7 +203,7 @@ impl Service {
             let stored =
                 blocking(move || b.read(FileKind::Config, "config").map_err(Error::storage))
                     .await?;
-            if stored != bytes {
+            if stored[..] != bytes[..] {
                 return Err(Error::Exists(
                     "the repository already has a config file".into(),
                 ));

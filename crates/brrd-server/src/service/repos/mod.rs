@@ -2,6 +2,7 @@
 //! file API in [`files`], the access rules in [`rules`], key-less upload checks in [`checks`], the
 //! storage backends in [`store`].
 
+pub mod body;
 pub mod checks;
 pub mod exclusion;
 pub mod files;

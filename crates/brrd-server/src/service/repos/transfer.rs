@@ -2,6 +2,7 @@
 
 use futures_util::{Stream, StreamExt};
 
+use super::body::UploadBody;
 use crate::error::{Error, Result};
 
 /// A `Range: bytes=…` request.
@@ -84,14 +85,14 @@ pub async fn read_body<S, B, E>(
     mut body: S,
     limit: u64,
     hint: Option<u64>,
-) -> Result<(Vec<u8>, String)>
+) -> Result<(UploadBody, String)>
 where
     S: Stream<Item = std::result::Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
     let cap = hint.unwrap_or(0).min(limit).min(64 << 20);
-    let mut buf = Vec::with_capacity(usize::try_from(cap).unwrap_or(0));
+    let mut buf = UploadBody::with_capacity(usize::try_from(cap).unwrap_or(0));
     let mut hasher = blake3::Hasher::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Error::invalid(format!("the upload broke off: {e}")))?;
@@ -166,7 +167,7 @@ mod tests {
         let (bytes, hash) = read_body(futures_util::stream::iter(chunks.clone()), 11, None)
             .await
             .unwrap();
-        assert_eq!(bytes, b"hello world");
+        assert_eq!(&bytes[..], b"hello world");
         assert_eq!(hash, blake3::hash(b"hello world").to_hex().to_string());
         assert!(matches!(
             read_body(futures_util::stream::iter(chunks), 10, None).await,
