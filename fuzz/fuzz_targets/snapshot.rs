@@ -1,4 +1,5 @@
-//! Snapshot files: `parse_snapshot_public` (what a server reads without the key) and `decode_snapshot`
+//! Snapshot files: `parse_snapshot_public` (what a server reads without the key), `parse_snapshot_header`
+//! (what a client reads from the start of each file to choose a backup's parent) and `decode_snapshot`
 //! (MAC, decryption and metadata JSON) with a fixed key.
 //!
 //! Input: one mode byte, then
@@ -10,7 +11,7 @@
 #![no_main]
 
 use brr_core::id::{Id, SnapshotId};
-use brr_core::snapshot::{decode_snapshot, parse_snapshot_public};
+use brr_core::snapshot::{decode_snapshot, parse_snapshot_header, parse_snapshot_public};
 use brr_fuzz::{fixed_key, show};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -69,6 +70,12 @@ fuzz_target!(|data: &[u8]| {
     show("parse_snapshot_public", &public);
     if let Ok(p) = &public {
         assert!(p.refs.windows(2).all(|w| w[0] < w[1]));
+    }
+    let header = parse_snapshot_header(&file);
+    show("parse_snapshot_header", &header);
+    if let Ok(p) = &public {
+        // Whatever parses whole has the same header when read from its start alone.
+        assert_eq!(header.as_ref().ok(), Some(&p.header));
     }
     let id = SnapshotId(Id::hash_of(&file));
     let r = decode_snapshot(key(), id, &file);

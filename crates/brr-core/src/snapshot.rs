@@ -173,15 +173,44 @@ fn seal_aad(header: &[u8]) -> Vec<u8> {
     a
 }
 
-/// Parses the cleartext structure of a snapshot file (no key needed, nothing verified but the layout).
-pub fn parse_snapshot_public(bytes: &[u8]) -> Result<SnapshotPublic> {
+/// Bytes at the start of a snapshot file that hold its cleartext header in practice (magic, length and
+/// a header of ~150 bytes); [`snapshot_header_len`] says how many are needed when a header is longer.
+pub const SNAPSHOT_HEADER_PREFIX: usize = 512;
+
+/// Headers longer than this are refused (a written header is ~150 bytes).
+const MAX_HEADER_LEN: usize = 64 * 1024;
+
+/// How many bytes from the start of a snapshot file hold its cleartext header, from at least its first
+/// 12 bytes (magic and header length).
+pub fn snapshot_header_len(prefix: &[u8]) -> Result<usize> {
     let what = "snapshot";
-    let mut r = Reader::new(bytes, what);
+    let mut r = Reader::new(prefix, what);
     if r.take(8)? != SNAPSHOT_MAGIC {
         return Err(FormatError::new(what, "missing BRRSNAP1 magic").into());
     }
     let hlen = r.u32()? as usize;
-    let hbytes = r.take(hlen)?;
+    if hlen > MAX_HEADER_LEN {
+        return Err(FormatError::new(what, format!("header of {hlen} bytes")).into());
+    }
+    Ok(12 + hlen)
+}
+
+/// Parses the cleartext header from the start of a snapshot file (nothing is verified: a header read
+/// alone is only a hint until the whole file is decoded with the key).
+pub fn parse_snapshot_header(prefix: &[u8]) -> Result<SnapshotHeader> {
+    let what = "snapshot";
+    let end = snapshot_header_len(prefix)?;
+    let hbytes = prefix.get(12..end).ok_or_else(|| {
+        FormatError::new(
+            what,
+            format!("header needs {end} bytes, {} given", prefix.len()),
+        )
+    })?;
+    parse_header_bytes(hbytes)
+}
+
+fn parse_header_bytes(hbytes: &[u8]) -> Result<SnapshotHeader> {
+    let what = "snapshot";
     let header: SnapshotHeader = serde_json::from_slice(hbytes)
         .map_err(|e| FormatError::new(what, format!("header: {e}")))?;
     if header.version != SNAPSHOT_VERSION {
@@ -191,6 +220,17 @@ pub fn parse_snapshot_public(bytes: &[u8]) -> Result<SnapshotPublic> {
             supported: SNAPSHOT_VERSION,
         });
     }
+    Ok(header)
+}
+
+/// Parses the cleartext structure of a snapshot file (no key needed, nothing verified but the layout).
+pub fn parse_snapshot_public(bytes: &[u8]) -> Result<SnapshotPublic> {
+    let what = "snapshot";
+    let hlen = snapshot_header_len(bytes)? - 12;
+    let mut r = Reader::new(bytes, what);
+    r.take(12)?;
+    let hbytes = r.take(hlen)?;
+    let header = parse_header_bytes(hbytes)?;
     let slen = r.u32()? as usize;
     let sealed = r.take(slen)?.to_vec();
     let n = r.u32()? as usize;
@@ -302,6 +342,26 @@ mod tests {
     }
 
     #[test]
+    fn the_header_parses_from_the_start_of_the_file_alone() {
+        let k = MasterKey::generate();
+        let refs: Vec<BlobId> = (0..1000u32)
+            .map(|i| BlobId(Id::hash_of(&i.to_le_bytes())))
+            .collect();
+        let (_, bytes) = encode_snapshot(&k, &meta(), [7; 16], refs).unwrap();
+        let whole = parse_snapshot_public(&bytes).unwrap().header;
+        let needed = snapshot_header_len(&bytes[..12]).unwrap();
+        assert!(needed <= SNAPSHOT_HEADER_PREFIX, "{needed}");
+        assert_eq!(parse_snapshot_header(&bytes[..needed]).unwrap(), whole);
+        assert_eq!(
+            parse_snapshot_header(&bytes[..SNAPSHOT_HEADER_PREFIX]).unwrap(),
+            whole
+        );
+        assert!(parse_snapshot_header(&bytes[..needed - 1]).is_err());
+        assert!(parse_snapshot_header(&bytes[..11]).is_err());
+        assert!(parse_snapshot_header(b"BRRSNAP2\x02\0\0\0{}").is_err());
+    }
+
+    #[test]
     fn every_flipped_byte_is_detected() {
         let k = MasterKey::generate();
         let (id, bytes) =
@@ -335,6 +395,8 @@ mod tests {
             let mut with_magic = SNAPSHOT_MAGIC.to_vec();
             with_magic.extend_from_slice(&bytes);
             let _ = parse_snapshot_public(&with_magic);
+            let _ = parse_snapshot_header(&bytes);
+            let _ = parse_snapshot_header(&with_magic);
             let k = MasterKey::from_bytes(&[1u8; 129].iter().enumerate().map(|(i, b)| if i == 0 { 1 } else { *b }).collect::<Vec<_>>()).unwrap();
             let _ = decode_snapshot(&k, SnapshotId(Id::hash_of(&with_magic)), &with_magic);
         }

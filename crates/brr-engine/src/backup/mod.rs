@@ -151,11 +151,7 @@ pub fn backup(
     let parent = match &opts.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some(repo.load_snapshot(*id)?),
-        ParentChoice::Auto => repo
-            .list_snapshots()?
-            .into_iter()
-            .rev()
-            .find(|s| s.meta.hostname == hostname && s.meta.paths == paths),
+        ParentChoice::Auto => find_parent(repo, &hostname, &paths, progress)?,
     };
     let parent_root = match &parent {
         Some(s) => match repo.load_tree(&index, &s.meta.tree) {
@@ -260,16 +256,53 @@ pub fn backup(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
         summary,
     };
-    let source_tag = repo
-        .key()
-        .source_tag(format!("{hostname}\0{}", paths.join("\0")).as_bytes());
-    let (id, bytes) = encode_snapshot(repo.key(), &meta, source_tag, refs.into_iter().collect())?;
+    let tag = source_tag(repo, &hostname, &paths);
+    let (id, bytes) = encode_snapshot(repo.key(), &meta, tag, refs.into_iter().collect())?;
     repo.backend()
         .write(FileKind::Snapshot, &id.to_hex(), &bytes)?;
     session.release()?;
     // The bytes just stored, not read back: one request less on a server.
     let snapshot = decode_snapshot(repo.key(), id, &bytes)?;
     Ok(BackupOutcome { snapshot, lookup })
+}
+
+/// The newest snapshot of this host and path set. Candidates come from the cleartext headers (their
+/// source tag is this host and path set's), newest first; each is loaded, and so verified, until one's
+/// sealed metadata names the same host and paths. Only that snapshot's whole file is read, however many
+/// the repository holds; a damaged candidate is skipped with a warning.
+fn find_parent(
+    repo: &Repository,
+    hostname: &str,
+    paths: &[String],
+    progress: &dyn Progress,
+) -> Result<Option<Snapshot>> {
+    let tag = hex::encode(source_tag(repo, hostname, paths));
+    let mut candidates = Vec::new();
+    for (id, header) in repo.snapshot_headers()? {
+        match header {
+            Ok(h) if h.source == tag => candidates.push(id),
+            Ok(_) => {}
+            Err(e) => progress.warn(&format!("not considered as the parent: {e}")),
+        }
+    }
+    while let Some(id) = candidates.pop() {
+        match repo.load_snapshot(id) {
+            Ok(s) if s.meta.hostname == hostname && s.meta.paths == paths => return Ok(Some(s)),
+            Ok(_) => {}
+            Err(EngineError::Storage(e)) if e.is_not_found() => {}
+            Err(e) => progress.warn(&format!(
+                "snapshot {} not considered as the parent: {e}",
+                id.short()
+            )),
+        }
+    }
+    Ok(None)
+}
+
+/// The source tag of a host and path set (docs/repository-format.md §3).
+fn source_tag(repo: &Repository, hostname: &str, paths: &[String]) -> [u8; 16] {
+    repo.key()
+        .source_tag(format!("{hostname}\0{}", paths.join("\0")).as_bytes())
 }
 
 /// Removes `.` and `..` components lexically (sources are absolute).

@@ -176,3 +176,50 @@ fn a_pack_holds_at_most_max_pack_blobs_and_trees_are_packed_as_they_come() {
         "a pack mixes data and tree blobs"
     );
 }
+
+#[test]
+fn the_parent_is_the_newest_snapshot_of_the_same_source_and_only_its_file_is_read_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    tree(&a);
+    tree(&b);
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(tmp.path().join("repo")));
+    let repo = Arc::new(Repository::init(backend.clone(), b"pw", &options()).unwrap());
+    let of = |p: &Path| BackupOptions {
+        paths: vec![p.to_path_buf()],
+        ..Default::default()
+    };
+    let first_a = backup(&repo, &of(&a), &NoProgress).unwrap().snapshot;
+    let last_a = backup(&repo, &of(&a), &NoProgress).unwrap().snapshot;
+    assert_eq!(last_a.meta.parent, Some(first_a.id));
+    let newest_b = backup(&repo, &of(&b), &NoProgress).unwrap().snapshot;
+    assert_eq!(newest_b.meta.parent, None, "another path set is no parent");
+    // Every snapshot file but the parent's is damaged after its header: a backup of `a` still finds
+    // its parent, because it reads only headers and then the one file it chose.
+    for s in [&first_a, &newest_b] {
+        let name = s.id.to_hex();
+        let mut bytes = backend.read(FileKind::Snapshot, &name).unwrap();
+        let n = bytes.len();
+        bytes[n - 40..].fill(0xee);
+        backend.remove(FileKind::Snapshot, &name).unwrap();
+        backend.write(FileKind::Snapshot, &name, &bytes).unwrap();
+    }
+    let next_a = backup(&repo, &of(&a), &NoProgress).unwrap().snapshot;
+    assert_eq!(next_a.meta.parent, Some(last_a.id));
+    assert_eq!(next_a.meta.summary.bytes_read, 0);
+    // `latest` is the newest by header, loaded and verified alone.
+    assert_eq!(repo.find_snapshot("latest").unwrap().id, next_a.id);
+    // A snapshot whose header does not parse is reported, not taken as a parent.
+    backend
+        .remove(FileKind::Snapshot, &first_a.id.to_hex())
+        .unwrap();
+    backend
+        .write(FileKind::Snapshot, &first_a.id.to_hex(), b"not a snapshot")
+        .unwrap();
+    let warned = backup(&repo, &of(&a), &NoProgress).unwrap().snapshot;
+    assert_eq!(warned.meta.parent, Some(next_a.id));
+    assert!(
+        repo.find_snapshot("latest").is_err(),
+        "a damaged header is an error for `latest`"
+    );
+}

@@ -1,14 +1,15 @@
 //! An open repository: backend, config and master key; reading blobs, trees and snapshots; key slots.
 
+mod snapshots;
+
 use std::sync::Arc;
 
 use brr_core::blob::{BlobType, Compression, open_blob};
 use brr_core::chunker::{Chunker, ChunkerParams};
 use brr_core::config::{ConfigBody, REPOSITORY_VERSION, RepoConfig};
 use brr_core::crypto::MasterKey;
-use brr_core::id::{BlobId, Id, KeySlotId, SnapshotId};
+use brr_core::id::{BlobId, Id, KeySlotId};
 use brr_core::keyslot::{KdfParams, KeySlot, SlotOrigin, Unlock};
-use brr_core::snapshot::{Snapshot, decode_snapshot};
 use brr_core::tree::Tree;
 use brr_storage::{Backend, FileKind};
 use chrono::{DateTime, FixedOffset, Local};
@@ -337,79 +338,6 @@ impl Repository {
     pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
         let bytes = self.read_blob(index, BlobType::Tree, id)?;
         Ok(Tree::decode(&bytes)?)
-    }
-
-    /// Reads and verifies one snapshot file.
-    pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend.read(FileKind::Snapshot, &id.to_hex())?;
-        Ok(decode_snapshot(&self.key, id, &bytes)?)
-    }
-
-    /// All snapshots, oldest first. A damaged snapshot file is an error naming it.
-    pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
-        let names: Vec<String> = self
-            .backend
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
-        let loaded = parallel_map(names, 8, |name| -> Result<Option<Snapshot>> {
-            let id = SnapshotId::from_hex(&name)
-                .map_err(|e| EngineError::Damaged(format!("snapshot file name {name:?}: {e}")))?;
-            match self.load_snapshot(id) {
-                Ok(s) => Ok(Some(s)),
-                Err(EngineError::Storage(e)) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        let mut out = Vec::new();
-        for s in loaded {
-            if let Some(s) = s? {
-                out.push(s);
-            }
-        }
-        out.sort_by(|a, b| a.meta.time.cmp(&b.meta.time).then(a.id.cmp(&b.id)));
-        Ok(out)
-    }
-
-    /// Finds a snapshot by full ID, unique prefix, or `latest` (optionally restricted by `filter`).
-    pub fn find_snapshot(&self, query: &str) -> Result<Snapshot> {
-        let q = query.trim();
-        if q.is_empty() {
-            return Err(EngineError::BadSnapshotId { query: q.into() });
-        }
-        if q == "latest" {
-            return self
-                .list_snapshots()?
-                .pop()
-                .ok_or_else(|| EngineError::SnapshotNotFound { query: q.into() });
-        }
-        if !q.bytes().all(|b| b.is_ascii_hexdigit()) || q.len() > 64 {
-            return Err(EngineError::BadSnapshotId { query: q.into() });
-        }
-        let lower = q.to_ascii_lowercase();
-        let matches: Vec<String> = self
-            .backend
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|f| f.name)
-            .filter(|n| n.starts_with(&lower))
-            .collect();
-        match matches.len() {
-            0 => Err(EngineError::SnapshotNotFound { query: q.into() }),
-            1 => {
-                let id = SnapshotId::from_hex(&matches[0])
-                    .map_err(|e| EngineError::Damaged(e.to_string()))?;
-                self.load_snapshot(id)
-            }
-            _ => Err(EngineError::AmbiguousSnapshot {
-                query: q.into(),
-                candidates: matches
-                    .iter()
-                    .map(|m| m[..8.min(m.len())].to_string())
-                    .collect(),
-            }),
-        }
     }
 
     /// All key slots.
