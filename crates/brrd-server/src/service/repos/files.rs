@@ -244,7 +244,14 @@ impl Service {
         let mut _snapshot_slot = None;
         match &parsed {
             Parsed::Snapshot { refs, .. } => {
+                let started = std::time::Instant::now();
                 snapshot_bytes = self.check_refs(&row.id, refs).await?;
+                tracing::debug!(
+                    repo = %row.id,
+                    refs = refs.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot references checked"
+                );
                 _snapshot_slot = Some(
                     self.reserve_snapshot(&row.company_id, &row.id, name)
                         .await?,
