@@ -148,6 +148,10 @@ impl<B: Backend> Backend for CountingBackend<B> {
         bump(&self.counters.removes, 1);
         self.inner.remove(kind, name)
     }
+
+    fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+        self.inner.lookup_blobs(ids)
+    }
 }
 
 #[cfg(test)]

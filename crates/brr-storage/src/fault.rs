@@ -160,6 +160,10 @@ impl<B: Backend> Backend for FaultInjectingBackend<B> {
         }
         self.inner.remove(kind, name)
     }
+
+    fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+        self.inner.lookup_blobs(ids)
+    }
 }
 
 #[cfg(test)]

@@ -159,8 +159,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// per ID, in order. With no IDs it answers without I/O, so `lookup_blobs(&[])` is the probe.
     ///
     /// Local, memory and S3 backends do not offer it (the engine's own index is as good); a backend
-    /// over a `brrd` server does (`POST /repos/{repo}/blobs/lookup`). Wrappers that do not forward it
-    /// hide it, which is always safe: a blob answered `false` is only stored again.
+    /// over a `brrd` server does (`POST /repos/{repo}/blobs/lookup`). The retrying, counting and
+    /// fault-injecting wrappers forward it; a wrapper that did not would hide it, which is always safe:
+    /// a blob answered `false` is only stored again.
     fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
         let _ = ids;
         Ok(None)
@@ -266,5 +267,27 @@ mod tests {
         }
         assert_eq!(probe(&answers), Some(Vec::new()));
         assert_eq!(probe(Box::new(answers)), Some(Vec::new()));
+    }
+
+    #[test]
+    fn the_retrying_counting_and_fault_wrappers_forward_the_look_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = vec!["a".repeat(64), "b".repeat(64)];
+        let want = Some(vec![true, false]);
+        let inner = || Answers(LocalBackend::new(dir.path()));
+        assert_eq!(
+            RetryingBackend::new(inner()).lookup_blobs(&ids).unwrap(),
+            want
+        );
+        assert_eq!(
+            CountingBackend::new(inner()).lookup_blobs(&ids).unwrap(),
+            want
+        );
+        assert_eq!(
+            FaultInjectingBackend::new(inner())
+                .lookup_blobs(&ids)
+                .unwrap(),
+            want
+        );
     }
 }

@@ -147,6 +147,10 @@ impl<B: Backend> Backend for RetryingBackend<B> {
             other => other,
         })
     }
+
+    fn lookup_blobs(&self, ids: &[String]) -> Result<Option<Vec<bool>>, StorageError> {
+        self.retry("lookup", |_| self.inner.lookup_blobs(ids))
+    }
 }
 
 #[cfg(test)]
