@@ -80,6 +80,28 @@ impl Db {
 mod tests {
     use super::*;
 
+    /// Every pooled SQLite connection gets the pragmas (both statements of the string run).
+    #[tokio::test]
+    async fn sqlite_connections_keep_statement_journals_in_memory_with_a_larger_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", tmp.path().join("db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            let mut conn = db.pool.acquire().await.unwrap();
+            let (temp_store,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!((temp_store, cache), (2, -32768));
+            conns.push(conn);
+        }
+    }
+
     /// Migration 0008 keeps every blob row recorded before it, with its key.
     #[tokio::test]
     async fn blob_rows_survive_the_move_to_pack_order() {
