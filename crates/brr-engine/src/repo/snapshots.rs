@@ -85,12 +85,10 @@ impl Repository {
         for entry in read {
             out.extend(entry?);
         }
-        out.sort_by(|(a_id, a), (b_id, b)| match (a, b) {
-            (Ok(a), Ok(b)) => a.time.cmp(&b.time).then(a_id.cmp(b_id)),
-            (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-            (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-            (Err(_), Err(_)) => a_id.cmp(b_id),
-        });
+        // Damaged headers first, then by time and name.
+        let order =
+            |(id, h): &(SnapshotId, Result<SnapshotHeader>)| (h.as_ref().ok().map(|h| h.time), *id);
+        out.sort_by_key(order);
         Ok(out)
     }
 
@@ -103,14 +101,12 @@ impl Repository {
         if q == "latest" {
             // The newest by header time, then loaded (and so verified) alone; a damaged header is an
             // error, as it would be when listing.
-            let mut headers = self.snapshot_headers()?;
-            let Some((id, header)) = headers.pop() else {
-                return Err(EngineError::SnapshotNotFound { query: q.into() });
-            };
-            header?;
-            if let Some((_, Err(e))) = headers.into_iter().next() {
-                return Err(e);
+            let mut newest = None;
+            for (id, header) in self.snapshot_headers()? {
+                header?;
+                newest = Some(id);
             }
+            let id = newest.ok_or_else(|| EngineError::SnapshotNotFound { query: q.into() })?;
             return self.load_snapshot(id);
         }
         if !q.bytes().all(|b| b.is_ascii_hexdigit()) || q.len() > 64 {

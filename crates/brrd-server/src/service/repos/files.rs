@@ -218,9 +218,7 @@ impl Service {
             // An identical file is stored (its name is its hash): record it in case an earlier
             // upload stopped between store and database, and answer without rewriting.
             let ref_bytes = match &parsed {
-                Parsed::Snapshot { refs, .. } => {
-                    self.stored_blobs(&row.id, refs).await?.values().sum()
-                }
+                Parsed::Snapshot { refs, .. } => self.stored_refs_total(&row.id, refs).await?.1,
                 _ => 0,
             };
             self.record_file(&actor, row, (kind, name, size), &parsed, ref_bytes)
